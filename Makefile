@@ -1,0 +1,66 @@
+# Everything builds into bin/. The upstream control plane is built from its
+# own Go module (integration/controlplane) and only rebuilt when that module
+# changes.
+BIN        := $(CURDIR)/bin
+GO         ?= go
+K8S_VER    := v1.37.1
+CONTAINERD := v2.4.2
+KINE       := v0.17.5
+REGISTRY   := v3.1.2
+K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VER) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=37 \
+	-X k8s.io/component-base/version.gitTreeState=clean \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(K8S_VER)
+CONTROLPLANE := kube-apiserver kube-scheduler kube-controller-manager kubectl
+
+.PHONY: all build components controlplane etcd proto test bench up clean
+all: build components
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Binaries the local cluster and the integration tests run.
+components: controlplane $(BIN)/kine $(BIN)/containerd $(BIN)/registry
+
+# One go build makes the four (a grouped target), so a binary that is missing
+# or older than the module is rebuilt. touch: go build leaves an up-to-date
+# binary untouched, which would make make run it again every time.
+CONTROLPLANE_BINS := $(addprefix $(BIN)/,$(CONTROLPLANE))
+controlplane: $(CONTROLPLANE_BINS)
+$(CONTROLPLANE_BINS) &: integration/controlplane/go.mod integration/controlplane/go.sum
+	cd integration/controlplane && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(BIN)/ \
+		$(addprefix k8s.io/kubernetes/cmd/,$(CONTROLPLANE))
+	touch $(CONTROLPLANE_BINS)
+
+$(BIN)/kine:
+	CGO_ENABLED=0 GOBIN=$(BIN) $(GO) install github.com/k3s-io/kine@$(KINE)
+
+$(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr &:
+	GOBIN=$(BIN) $(GO) install \
+		github.com/containerd/containerd/v2/cmd/containerd@$(CONTAINERD) \
+		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$(CONTAINERD) \
+		github.com/containerd/containerd/v2/cmd/ctr@$(CONTAINERD)
+
+$(BIN)/registry:
+	GOBIN=$(BIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY)
+
+# etcd, for `fedlet up --datastore etcd`: its own module (integration/etcd),
+# since etcd's go.mod cannot be installed with go install.
+etcd: $(BIN)/etcd
+$(BIN)/etcd: integration/etcd/go.mod integration/etcd/go.sum integration/etcd/main.go
+	cd integration/etcd && $(GO) build -o $@ .
+
+# Brings up the local cluster; `fedlet up` builds what is missing itself.
+up: build
+	$(BIN)/fedlet up $(UP_FLAGS)
+
+# Regenerates the protocol code committed under plugins/proto.
+proto:
+	GOBIN=$(BIN)/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	GOBIN=$(BIN)/tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	PATH=$(BIN)/tools:$$PATH protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugins/proto/*/v1/*.proto
+
+clean:
+	rm -rf $(BIN)

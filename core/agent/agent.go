@@ -1,0 +1,123 @@
+// Package agent wires the agent together: the config, the plugin host, a
+// node controller and a pod controller for each configured node, the
+// status writer and the node API.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/fedlet/fedlet/core/config"
+	"github.com/fedlet/fedlet/core/nodeapi"
+	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/core/podstatus"
+	"github.com/fedlet/fedlet/core/version"
+)
+
+// Client rate limits: high enough that a hundred pods starting at once do
+// not queue behind client-go's default of 5 requests per second; the API
+// server's own priority and fairness is the limit that matters.
+const (
+	clientQPS     = 500
+	clientBurst   = 1000
+	statusWorkers = 16
+)
+
+// Run runs the agent described by cfg until ctx ends.
+func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
+	client, err := newClient(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	host, err := pluginhost.New(pluginhost.Config{Dirs: cfg.Plugins.Dirs, Checksums: cfg.Plugins.Checksums}, log)
+	if err != nil {
+		return fmt.Errorf("plugin host: %w", err)
+	}
+	_, portText, _ := net.SplitHostPort(cfg.NodeAPI.Address)
+	port, _ := strconv.Atoi(portText) // validated with the config
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+
+	statuses := podstatus.New(client, log)
+	registry := &nodeRegistry{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { statuses.Run(ctx, statusWorkers) })
+
+	for _, rc := range cfg.Runtimes {
+		var nodes []config.Node
+		for _, n := range cfg.Nodes {
+			if n.Runtime == rc.Name {
+				nodes = append(nodes, n)
+			}
+		}
+		if len(nodes) == 0 {
+			log.Warn("runtime serves no node; not started", "plugin", rc.Name)
+			continue
+		}
+		r := &runtimeNodes{
+			spec:        pluginhost.RuntimeSpec{Name: rc.Name, Plugin: rc.Plugin, Config: rc.Config, Nodes: nodeNames(nodes)},
+			nodes:       nodes,
+			nodeAPIPort: int32(port),
+			client:      client,
+			statuses:    statuses,
+			recorder: func(node string) record.EventRecorder {
+				return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fedlet", Host: node})
+			},
+			registry: registry,
+			log:      log.With("plugin", rc.Name),
+		}
+		wg.Go(func() { r.run(ctx, host) })
+	}
+
+	authn, authz, err := nodeapi.DelegatedAuth(client, cfg.NodeAPI.ClientCAFile)
+	if err != nil {
+		return fmt.Errorf("node API authentication: %w", err)
+	}
+	server, err := nodeapi.New(nodeapi.Config{
+		Address:      cfg.NodeAPI.Address,
+		CertFile:     cfg.NodeAPI.TLSCertFile,
+		KeyFile:      cfg.NodeAPI.TLSKeyFile,
+		ClientCAFile: cfg.NodeAPI.ClientCAFile,
+	}, registry, authn, authz, log)
+	if err != nil {
+		return fmt.Errorf("node API: %w", err)
+	}
+	log.Info("agent started", "version", version.Version, "nodes", len(cfg.Nodes), "node_api", cfg.NodeAPI.Address)
+	return server.Run(ctx)
+}
+
+func newClient(kubeconfig string) (kubernetes.Interface, error) {
+	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	}
+	rest.QPS, rest.Burst = clientQPS, clientBurst
+	rest.UserAgent = "fedlet/" + version.Version
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, fmt.Errorf("client for %s: %w", rest.Host, err)
+	}
+	return client, nil
+}
+
+func nodeNames(nodes []config.Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Name
+	}
+	return out
+}

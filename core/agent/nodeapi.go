@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fedlet/fedlet/core/nodeapi"
+	"github.com/fedlet/fedlet/core/pod"
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// nodeRegistry finds, for the node API, which node runs a pod and the
+// runtime that holds its logs.
+type nodeRegistry struct {
+	mu    sync.RWMutex
+	nodes []registeredNode
+}
+
+type registeredNode struct {
+	name    string
+	pods    *pod.Controller
+	runtime runtimev1.RuntimeClient
+}
+
+func (r *nodeRegistry) add(name string, pods *pod.Controller, runtime runtimev1.RuntimeClient) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nodes = append(r.nodes, registeredNode{name: name, pods: pods, runtime: runtime})
+}
+
+func (r *nodeRegistry) find(namespace, name string) (registeredNode, string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, n := range r.nodes {
+		if p, ok := n.pods.PodByName(namespace, name); ok {
+			return n, string(p.UID), true
+		}
+	}
+	return registeredNode{}, "", false
+}
+
+// NodeOf implements nodeapi.Pods.
+func (r *nodeRegistry) NodeOf(namespace, name string) (string, bool) {
+	n, _, ok := r.find(namespace, name)
+	return n.name, ok
+}
+
+// ContainerLogs implements nodeapi.Pods by streaming the plugin's log chunks.
+func (r *nodeRegistry) ContainerLogs(ctx context.Context, namespace, name string, opts nodeapi.LogOptions, w io.Writer) error {
+	n, uid, ok := r.find(namespace, name)
+	if !ok {
+		return fmt.Errorf("pod %s/%s on this agent: %w", namespace, name, nodeapi.ErrNotFound)
+	}
+	req := &runtimev1.ContainerLogsRequest{
+		Node: n.name, PodUid: uid, Container: opts.Container,
+		Follow: opts.Follow, Timestamps: opts.Timestamps, Previous: opts.Previous, TailLines: -1,
+	}
+	if opts.TailLines != nil {
+		req.TailLines = *opts.TailLines
+	}
+	if opts.LimitBytes != nil {
+		req.LimitBytes = *opts.LimitBytes
+	}
+	switch {
+	case opts.SinceTime != nil:
+		req.SinceUnixNano = opts.SinceTime.UnixNano()
+	case opts.SinceSeconds != nil:
+		req.SinceUnixNano = nowMinusSeconds(*opts.SinceSeconds)
+	}
+	stream, err := n.runtime.ContainerLogs(ctx, req)
+	if err != nil {
+		return logsError(namespace, name, opts.Container, err)
+	}
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return logsError(namespace, name, opts.Container, err)
+		}
+		if _, err := w.Write(chunk.Data); err != nil {
+			return err
+		}
+	}
+}
+
+func logsError(namespace, name, container string, err error) error {
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("container %s of pod %s/%s: %s: %w", container, namespace, name, status.Convert(err).Message(), nodeapi.ErrNotFound)
+	}
+	return fmt.Errorf("logs of container %s of pod %s/%s: %w", container, namespace, name, err)
+}
+
+func nowMinusSeconds(s int64) int64 {
+	return time.Now().Add(-time.Duration(s) * time.Second).UnixNano()
+}

@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/fedlet/fedlet/core/config"
+	"github.com/fedlet/fedlet/core/node"
+	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/core/pod"
+	"github.com/fedlet/fedlet/core/podstatus"
+	"github.com/fedlet/fedlet/core/version"
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// runtimeNodes is one runtime plugin process and the nodes it serves. The
+// nodes are registered at once, NotReady with the reason while the plugin
+// cannot be started; their pods are run once it is.
+type runtimeNodes struct {
+	spec        pluginhost.RuntimeSpec
+	nodes       []config.Node
+	nodeAPIPort int32
+	client      kubernetes.Interface
+	statuses    *podstatus.Manager
+	recorder    func(node string) record.EventRecorder
+	registry    *nodeRegistry
+	log         *slog.Logger
+
+	mu       sync.Mutex
+	plugin   *pluginhost.Runtime
+	startErr error
+}
+
+// run registers the nodes, starts the plugin (retrying with back-off until
+// it starts), then runs the nodes' pods until ctx ends.
+func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	nodes := make([]*node.Controller, 0, len(r.nodes))
+	for _, n := range r.nodes {
+		nc := node.New(node.Config{
+			Name:         n.Name,
+			Labels:       n.Labels,
+			Taints:       taints(n.Taints),
+			NodeAPIPort:  r.nodeAPIPort,
+			AgentVersion: version.Kubelet(),
+		}, r.client, r, r.log)
+		nodes = append(nodes, nc)
+		wg.Go(func() { nc.Run(ctx) })
+	}
+
+	plugin := r.start(ctx, host, nodes)
+	if plugin == nil {
+		return // ctx ended
+	}
+	pods := make([]*pod.Controller, 0, len(r.nodes))
+	for _, n := range r.nodes {
+		pc := pod.New(pod.Config{Node: n.Name}, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+		pods = append(pods, pc)
+		r.registry.add(n.Name, pc, plugin.Client())
+		wg.Go(func() { pc.Run(ctx) })
+	}
+
+	events, cancel := plugin.Subscribe()
+	defer cancel()
+	for ev := range events {
+		r.log.Info("runtime plugin "+ev.Kind.String(), "reason", ev.Reason, "message", ev.Message)
+		for _, nc := range nodes {
+			nc.Poke()
+		}
+		if ev.Kind == pluginhost.Started {
+			// A new process: list what runs and adopt it.
+			for _, pc := range pods {
+				pc.Resync()
+			}
+		}
+	}
+}
+
+// start launches the plugin, retrying until it starts or ctx ends; each
+// failure is reported on the nodes.
+func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host, nodes []*node.Controller) *pluginhost.Runtime {
+	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Minute, Steps: 1 << 30}
+	for {
+		plugin, err := host.StartRuntime(ctx, r.spec)
+		r.mu.Lock()
+		r.plugin, r.startErr = plugin, err
+		r.mu.Unlock()
+		for _, nc := range nodes {
+			nc.Poke()
+		}
+		if err == nil {
+			return plugin
+		}
+		r.log.Error("start runtime plugin", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff.Step()):
+		}
+	}
+}
+
+// Client implements node.Backend.
+func (r *runtimeNodes) Client() runtimev1.RuntimeClient {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.plugin.Client()
+}
+
+// State implements node.Backend.
+func (r *runtimeNodes) State() (bool, string, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.plugin == nil {
+		if r.startErr == nil {
+			return false, pluginhost.ReasonStartFailed, "the runtime plugin is starting"
+		}
+		return false, pluginhost.ReasonStartFailed, r.startErr.Error()
+	}
+	return r.plugin.State()
+}
+
+func taints(in []config.Taint) []corev1.Taint {
+	out := make([]corev1.Taint, 0, len(in))
+	for _, t := range in {
+		out = append(out, corev1.Taint{Key: t.Key, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+	}
+	return out
+}

@@ -1,0 +1,106 @@
+// Package config reads and validates the agent's YAML configuration.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"sigs.k8s.io/yaml"
+)
+
+// APIVersion and Kind identify the agent's config file.
+const (
+	APIVersion = "fedlet.io/v1alpha1"
+	Kind       = "AgentConfig"
+)
+
+// Agent is the whole configuration of one agent process.
+type Agent struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Kubeconfig is the path of the kubeconfig the agent uses to reach the API server.
+	Kubeconfig string  `json:"kubeconfig"`
+	NodeAPI    NodeAPI `json:"nodeAPI"`
+	Plugins    Plugins `json:"plugins"`
+	// Runtimes are the runtime plugin processes; nodes that name the same runtime share its process.
+	Runtimes []Runtime `json:"runtimes"`
+	Nodes    []Node    `json:"nodes"`
+}
+
+// NodeAPI is the kubelet-compatible HTTPS server that serves logs to the API server.
+type NodeAPI struct {
+	Address      string `json:"address"`
+	TLSCertFile  string `json:"tlsCertFile"`
+	TLSKeyFile   string `json:"tlsKeyFile"`
+	ClientCAFile string `json:"clientCAFile"`
+}
+
+// Plugins says where plugin binaries are and how they are pinned.
+type Plugins struct {
+	Dirs []string `json:"dirs"`
+	// Checksums pins plugin binaries by name to "sha256:<hex>".
+	Checksums map[string]string `json:"checksums,omitempty"`
+}
+
+// Runtime is one runtime plugin process.
+type Runtime struct {
+	Name   string `json:"name"`
+	Plugin string `json:"plugin"`
+	// Config is handed to the plugin as JSON, unread by the agent.
+	Config json.RawMessage `json:"config,omitempty"`
+}
+
+// Node is one Node the agent registers.
+type Node struct {
+	Name    string            `json:"name"`
+	Runtime string            `json:"runtime"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Taints  []Taint           `json:"taints,omitempty"`
+}
+
+// Taint is a Node taint, as in the Node's spec.
+type Taint struct {
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
+	Effect string `json:"effect"`
+}
+
+// Load reads, decodes (rejecting unknown fields), defaults and validates a config file.
+func Load(path string) (*Agent, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes, defaults and validates a config document.
+func Parse(data []byte) (*Agent, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	var cfg Agent
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, explainDecodeError(err)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Agent) setDefaults() {
+	if c.NodeAPI.Address == "" {
+		c.NodeAPI.Address = "0.0.0.0:10250"
+	}
+}

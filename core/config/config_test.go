@@ -1,0 +1,70 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const valid = `
+apiVersion: fedlet.io/v1alpha1
+kind: AgentConfig
+kubeconfig: /etc/fedlet/kubeconfig
+nodeAPI:
+  address: 127.0.0.1:10250
+  tlsCertFile: /etc/fedlet/node.crt
+  tlsKeyFile: /etc/fedlet/node.key
+  clientCAFile: /etc/fedlet/ca.crt
+plugins:
+  dirs: [/usr/lib/fedlet]
+  checksums:
+    fedlet-runtime-containerd: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+runtimes:
+  - name: containerd
+    plugin: fedlet-runtime-containerd
+    config: {address: /run/containerd.sock}
+nodes:
+  - name: node-a
+    runtime: containerd
+    taints: [{key: example.com/x, effect: NoSchedule}]
+`
+
+func TestParseValid(t *testing.T) {
+	cfg, err := Parse([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(cfg.Runtimes[0].Config); got != `{"address":"/run/containerd.sock"}` {
+		t.Errorf("runtime config = %s", got)
+	}
+	if cfg.Nodes[0].Taints[0].Effect != "NoSchedule" {
+		t.Errorf("taint not decoded: %+v", cfg.Nodes[0].Taints)
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	cases := []struct {
+		name, old, new, want string
+	}{
+		{"unknown field", "kind: AgentConfig", "kind: AgentConfig\nnodez: []", "nodez: is not a known field"},
+		{"wrong type", "dirs: [/usr/lib/fedlet]", "dirs: 3", "plugins.dirs: is a number"},
+		{"unknown runtime", "runtime: containerd\n", "runtime: docker\n", `nodes[0].runtime: "docker" names no runtime (expected one of the runtimes[].name: containerd)`},
+		{"bad node name", "name: node-a", "name: Node_A", `nodes[0].name: "Node_A" is not a valid node name`},
+		{"bad pin", "sha256:0123", "md5:0123", "plugins.checksums.fedlet-runtime-containerd"},
+		{"plugin path", "plugin: fedlet-runtime-containerd", "plugin: ../x", `runtimes[0].plugin: "../x" is not a plugin name`},
+		{"bad address", "127.0.0.1:10250", "10250", "nodeAPI.address"},
+		{"bad taint", "effect: NoSchedule", "effect: Never", "nodes[0].taints[0]"},
+		{"kind", "kind: AgentConfig", "kind: Config", `kind: is "Config"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(valid, tc.old, tc.new, 1)
+			if doc == valid {
+				t.Fatalf("test case did not change the document")
+			}
+			_, err := Parse([]byte(doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

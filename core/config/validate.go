@@ -1,0 +1,125 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+)
+
+// FieldError names the field that is wrong and what is expected of it.
+type FieldError struct {
+	Field    string
+	Problem  string
+	Expected string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s: %s (expected %s)", e.Field, e.Problem, e.Expected)
+}
+
+var (
+	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	sha256Pin    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	effects      = map[string]bool{"NoSchedule": true, "PreferNoSchedule": true, "NoExecute": true}
+)
+
+// Validate checks every field and returns all problems found, each naming its field.
+func (c *Agent) Validate() error {
+	var errs []error
+	add := func(field, problem, expected string) {
+		errs = append(errs, &FieldError{Field: field, Problem: problem, Expected: expected})
+	}
+	if c.APIVersion != APIVersion {
+		add("apiVersion", fmt.Sprintf("is %q", c.APIVersion), fmt.Sprintf("%q", APIVersion))
+	}
+	if c.Kind != Kind {
+		add("kind", fmt.Sprintf("is %q", c.Kind), fmt.Sprintf("%q", Kind))
+	}
+	if c.Kubeconfig == "" {
+		add("kubeconfig", "is empty", "the path of a kubeconfig for the API server")
+	}
+	if _, _, err := net.SplitHostPort(c.NodeAPI.Address); err != nil {
+		add("nodeAPI.address", fmt.Sprintf("%q is not host:port", c.NodeAPI.Address), "for example 0.0.0.0:10250")
+	}
+	if c.NodeAPI.TLSCertFile == "" || c.NodeAPI.TLSKeyFile == "" {
+		add("nodeAPI.tlsCertFile/tlsKeyFile", "are not both set", "a serving certificate and its key: the node API is HTTPS only")
+	}
+	if c.NodeAPI.ClientCAFile == "" {
+		add("nodeAPI.clientCAFile", "is empty", "the CA that signs the API server's kubelet client certificate")
+	}
+	if len(c.Plugins.Dirs) == 0 {
+		add("plugins.dirs", "is empty", "at least one directory holding plugin binaries")
+	}
+	for name, pin := range c.Plugins.Checksums {
+		if !sha256Pin.MatchString(pin) {
+			add("plugins.checksums."+name, fmt.Sprintf("%q is not a pin", pin), `"sha256:" followed by 64 lowercase hex digits`)
+		}
+	}
+	runtimes := map[string]bool{}
+	for i, r := range c.Runtimes {
+		field := fmt.Sprintf("runtimes[%d]", i)
+		switch {
+		case r.Name == "":
+			add(field+".name", "is empty", "a name that nodes refer to")
+		case runtimes[r.Name]:
+			add(field+".name", fmt.Sprintf("%q is used twice", r.Name), "a unique name")
+		}
+		runtimes[r.Name] = true
+		if r.Plugin == "" || strings.ContainsAny(r.Plugin, `/\`) {
+			add(field+".plugin", fmt.Sprintf("%q is not a plugin name", r.Plugin), "the file name of a plugin binary in plugins.dirs")
+		}
+		if len(r.Config) > 0 && !json.Valid(r.Config) {
+			add(field+".config", "is not a mapping", "a mapping handed to the plugin")
+		}
+	}
+	if len(c.Nodes) == 0 {
+		add("nodes", "is empty", "at least one node")
+	}
+	nodes := map[string]bool{}
+	for i, n := range c.Nodes {
+		field := fmt.Sprintf("nodes[%d]", i)
+		switch {
+		case !dnsSubdomain.MatchString(n.Name) || len(n.Name) > 253:
+			add(field+".name", fmt.Sprintf("%q is not a valid node name", n.Name), "a lowercase DNS subdomain such as fedlet-node")
+		case nodes[n.Name]:
+			add(field+".name", fmt.Sprintf("%q is used twice", n.Name), "a unique node name")
+		}
+		nodes[n.Name] = true
+		if !runtimes[n.Runtime] {
+			add(field+".runtime", fmt.Sprintf("%q names no runtime", n.Runtime), fmt.Sprintf("one of the runtimes[].name: %s", names(c.Runtimes)))
+		}
+		for j, t := range n.Taints {
+			if t.Key == "" || !effects[t.Effect] {
+				add(fmt.Sprintf("%s.taints[%d]", field, j), fmt.Sprintf("key %q effect %q", t.Key, t.Effect), "a key and an effect of NoSchedule, PreferNoSchedule or NoExecute")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func names(rs []Runtime) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	if len(out) == 0 {
+		return "(none defined)"
+	}
+	return strings.Join(out, ", ")
+}
+
+// explainDecodeError turns encoding/json's messages into ones that name the field.
+func explainDecodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return &FieldError{Field: typeErr.Field, Problem: "is a " + typeErr.Value, Expected: "a " + typeErr.Type.String()}
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return &FieldError{Field: strings.Trim(f, `"`), Problem: "is not a known field", Expected: "only the fields documented in docs/configuration.md"}
+	}
+	return fmt.Errorf("decode: %w", err)
+}

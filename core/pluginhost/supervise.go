@@ -1,0 +1,96 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// supervise watches the process until it goes down, then restarts it with
+// exponential backoff, until ctx ends. It owns every instance after the
+// first, and stops the last one before closing r.done.
+func (r *Runtime) supervise(ctx context.Context, inst *instance) {
+	defer close(r.done)
+	defer r.closeSubscribers()
+	t := r.host.timing
+	backoff := t.backoffMin
+	for {
+		reason, err := r.watch(ctx, inst)
+		r.setDown(reason, err)
+		// A process that ran a while is not crash-looping: restart it soon.
+		if time.Since(inst.startedAt) >= t.backoffReset {
+			backoff = t.backoffMin
+		}
+		inst.stop(reason != ReasonStopped, t.stopTimeout)
+		if reason == ReasonStopped {
+			return
+		}
+
+		for {
+			r.log.Info("restarting plugin", "after", backoff.String())
+			if !sleep(ctx, backoff) {
+				r.setDown(ReasonStopped, nil)
+				return
+			}
+			backoff = min(2*backoff, t.backoffMax)
+			inst, err = r.host.launch(ctx, r.spec, r.log)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				r.setDown(ReasonStopped, nil)
+				return
+			}
+			r.setDown(ReasonStartFailed, err)
+		}
+		r.setUp(inst)
+	}
+}
+
+// watch returns when the process exits, fails its health checks
+// healthFailures times in a row, or ctx ends, with the reason.
+func (r *Runtime) watch(ctx context.Context, inst *instance) (reason string, err error) {
+	t := r.host.timing
+	tick := time.NewTicker(t.healthInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return ReasonStopped, nil
+		case <-inst.exited():
+			return ReasonExited, inst.exitError()
+		case <-tick.C:
+		}
+		err := inst.check(ctx, t.healthTimeout)
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return ReasonStopped, nil
+		}
+		select {
+		case <-inst.exited():
+			return ReasonExited, inst.exitError()
+		default:
+		}
+		failures++
+		r.log.Warn("plugin health check failed", "pid", inst.pid, "failures", failures, "error", err)
+		if failures >= t.healthFailures {
+			return ReasonUnhealthy, fmt.Errorf("plugin process %d failed %d health checks in a row: %w", inst.pid, failures, err)
+		}
+	}
+}
+
+// sleep waits for d, or returns false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}

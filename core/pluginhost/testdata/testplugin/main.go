@@ -1,0 +1,112 @@
+// Command testplugin is the runtime plugin the pluginhost tests launch: the
+// in-memory sdktest.Runtime, plus ways to misbehave on demand.
+//
+// Environment:
+//
+//	TESTPLUGIN_EXIT_AT_START=<code>  write a line to stderr and exit with code before serving
+//	TESTPLUGIN_PROTOCOL=<version>    offer only this runtime protocol version
+//
+// Configure's JSON config:
+//
+//	{"failConfigure": "why"}  Configure fails with that message
+//
+// Configure logs a record with slog and prints a line to stdout.
+//
+// GetNode reports, in its capacity map, the process's pid ("test/pid"), the
+// number of Configure calls ("test/configure-calls"), the config
+// ("test/config") and the transport of the call ("test/transport": "tls"
+// when the host's call came over mutual TLS).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
+	"github.com/fedlet/fedlet/plugins/sdk/sdktest"
+)
+
+type testRuntime struct {
+	*sdktest.Runtime
+}
+
+type testConfig struct {
+	FailConfigure string `json:"failConfigure"`
+}
+
+func (r testRuntime) Configure(ctx context.Context, req *runtimev1.ConfigureRequest) (*runtimev1.ConfigureResponse, error) {
+	var cfg testConfig
+	if len(req.GetConfig()) > 0 {
+		if err := json.Unmarshal(req.GetConfig(), &cfg); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "parse config: %v", err)
+		}
+	}
+	if cfg.FailConfigure != "" {
+		slog.Error("refusing configuration", "reason", cfg.FailConfigure)
+		return nil, status.Error(codes.InvalidArgument, cfg.FailConfigure)
+	}
+	resp, err := r.Runtime.Configure(ctx, req)
+	_, _, calls := r.Configured()
+	slog.Info("test plugin configured", "nodes", req.GetNodes(), "calls", calls)
+	// Plain output, which go-plugin carries over its stdio stream.
+	fmt.Println("testplugin: configure done")
+	return resp, err
+}
+
+func (r testRuntime) GetNode(ctx context.Context, req *runtimev1.GetNodeRequest) (*runtimev1.Node, error) {
+	node, err := r.Runtime.GetNode(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	config, _, calls := r.Configured()
+	transport := "insecure"
+	if p, ok := peer.FromContext(ctx); ok {
+		if _, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			transport = "tls"
+		}
+	}
+	capacity := map[string]string{}
+	for k, v := range node.Capacity {
+		capacity[k] = v
+	}
+	capacity["test/pid"] = strconv.Itoa(os.Getpid())
+	capacity["test/configure-calls"] = strconv.Itoa(calls)
+	capacity["test/config"] = string(config)
+	capacity["test/transport"] = transport
+	node.Capacity = capacity
+	return node, nil
+}
+
+func main() {
+	if code := os.Getenv("TESTPLUGIN_EXIT_AT_START"); code != "" {
+		n, _ := strconv.Atoi(code)
+		fmt.Fprintln(os.Stderr, "testplugin: exiting at start as asked")
+		os.Exit(n)
+	}
+	impl := testRuntime{sdktest.New("testplugin", "0.0.1")}
+	if v := os.Getenv("TESTPLUGIN_PROTOCOL"); v != "" {
+		version, err := strconv.Atoi(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testplugin: TESTPLUGIN_PROTOCOL:", err)
+			os.Exit(2)
+		}
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  sdk.Handshake,
+			VersionedPlugins: map[int]plugin.PluginSet{version: {sdk.RuntimePluginName: &sdk.RuntimePlugin{Impl: impl}}},
+			GRPCServer:       plugin.DefaultGRPCServer,
+		})
+		return
+	}
+	sdk.ServeRuntime(impl)
+}

@@ -1,0 +1,218 @@
+// Package pod runs the pods bound to one node through its runtime plugin: it
+// drives each pod through the kubelet's sequence (sandbox, images,
+// containers, restarts, termination) and reports what the runtime observes
+// as the pod's status.
+package pod
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/fedlet/fedlet/core/podstatus"
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+const (
+	// Workers bound how many pods are synced at once.
+	workers = 16
+	// resyncPeriod relists the runtime even when nothing was heard from it.
+	resyncPeriod = time.Minute
+	// callTimeout bounds each runtime call but StopContainer, whose bound
+	// is the grace period.
+	callTimeout = 2 * time.Minute
+	uidIndex    = "uid"
+)
+
+// Config describes the node whose pods the controller runs.
+type Config struct {
+	Node string
+}
+
+// Controller runs the pods of one node.
+type Controller struct {
+	node    string
+	client  kubernetes.Interface
+	runtime runtimev1.RuntimeClient
+	status  *podstatus.Manager
+	events  record.EventRecorder
+	log     *slog.Logger
+
+	informer cache.SharedIndexInformer
+	queue    workqueue.TypedRateLimitingInterface[types.UID]
+	state    *runtimeState
+	// relist asks the runtime loop to list the runtime again now.
+	relist chan struct{}
+	// tasks are the goroutines terminating pods; Run waits for them.
+	tasks sync.WaitGroup
+
+	// backoff holds the kubelet's exponential delays, keyed by pod UID and container.
+	crashBackoff *flowcontrol.Backoff
+	pullBackoff  *flowcontrol.Backoff
+
+	mu sync.Mutex
+	// waiting says why a container has not started, by pod and container.
+	waiting map[types.UID]map[string]waitReason
+	// terminating holds pods whose containers are being stopped.
+	terminating map[types.UID]bool
+	hostIP      string
+}
+
+type waitReason struct{ reason, message string }
+
+// New returns a controller for cfg.Node; Run starts it.
+func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClient, status *podstatus.Manager, events record.EventRecorder, log *slog.Logger) *Controller {
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.Node).String()
+		}))
+	c := &Controller{
+		node:         cfg.Node,
+		client:       client,
+		runtime:      runtime,
+		status:       status,
+		events:       events,
+		log:          log.With("node", cfg.Node),
+		informer:     factory.Core().V1().Pods().Informer(),
+		queue:        workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](), workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods-" + cfg.Node}),
+		state:        newRuntimeState(),
+		relist:       make(chan struct{}, 1),
+		crashBackoff: flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		waiting:      map[types.UID]map[string]waitReason{},
+		terminating:  map[types.UID]bool{},
+	}
+	c.informer.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
+		return []string{string(obj.(*corev1.Pod).UID)}, nil
+	}})
+	c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueObject,
+		UpdateFunc: func(_, obj any) { c.enqueueObject(obj) },
+		DeleteFunc: c.enqueueObject,
+	})
+	return c
+}
+
+// Resync makes the controller list the runtime again and re-check every pod:
+// call it when the plugin process has restarted.
+func (c *Controller) Resync() {
+	select {
+	case c.relist <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts the informer, the runtime watch and the workers, and returns
+// when ctx ends and all of them have stopped.
+func (c *Controller) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { c.informer.Run(ctx.Done()) })
+	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
+		wg.Wait()
+		return
+	}
+	wg.Go(func() { c.watchRuntime(ctx) })
+	for range workers {
+		wg.Go(func() {
+			for c.processNext(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	c.tasks.Wait()
+}
+
+func (c *Controller) enqueueObject(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	if p, ok := obj.(*corev1.Pod); ok {
+		c.queue.Add(p.UID)
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	uid, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(uid)
+	retryAfter, err := c.sync(ctx, uid)
+	switch {
+	case err != nil:
+		c.log.Error("sync pod", "uid", uid, "err", err)
+		c.queue.AddRateLimited(uid)
+	case retryAfter > 0:
+		c.queue.Forget(uid)
+		c.queue.AddAfter(uid, retryAfter)
+	default:
+		c.queue.Forget(uid)
+	}
+	return true
+}
+
+// podByUID returns the pod with the UID from the informer's cache, or nil.
+func (c *Controller) podByUID(uid types.UID) *corev1.Pod {
+	objs, err := c.informer.GetIndexer().ByIndex(uidIndex, string(uid))
+	if err != nil || len(objs) == 0 {
+		return nil
+	}
+	return objs[0].(*corev1.Pod)
+}
+
+// PodByName returns the pod of this node with that namespace and name.
+func (c *Controller) PodByName(namespace, name string) (*corev1.Pod, bool) {
+	obj, ok, err := c.informer.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, false
+	}
+	return obj.(*corev1.Pod), true
+}
+
+func (c *Controller) setWaiting(uid types.UID, container string, w *waitReason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w == nil {
+		delete(c.waiting[uid], container)
+		return
+	}
+	if c.waiting[uid] == nil {
+		c.waiting[uid] = map[string]waitReason{}
+	}
+	c.waiting[uid][container] = *w
+}
+
+func (c *Controller) waitingOf(uid types.UID, container string) (waitReason, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.waiting[uid][container]
+	return w, ok
+}
+
+func (c *Controller) forget(uid types.UID) {
+	c.mu.Lock()
+	delete(c.waiting, uid)
+	delete(c.terminating, uid)
+	c.mu.Unlock()
+	c.state.remove(uid)
+	c.status.Forget(uid)
+}
+
+func backoffKey(uid types.UID, container string) string {
+	return fmt.Sprintf("%s/%s", uid, container)
+}

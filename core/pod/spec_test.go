@@ -1,0 +1,76 @@
+package pod
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestExpand(t *testing.T) {
+	values := map[string]string{"A": "x", "B": "y z"}
+	cases := map[string]string{
+		"plain":      "plain",
+		"$(A)":       "x",
+		"a-$(B)-c":   "a-y z-c",
+		"$(UNKNOWN)": "$(UNKNOWN)",
+		"$$(A)":      "$(A)",
+		"cost $5":    "cost $5",
+		"open $(A":   "open $(A",
+		"$(A)$(B)$":  "xy z$",
+	}
+	for in, want := range cases {
+		if got := expand(in, values); got != want {
+			t.Errorf("expand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestContainerSpecEnvAndExpansion(t *testing.T) {
+	pod := &corev1.Pod{}
+	ctr := &corev1.Container{
+		Name: "c", Image: "img",
+		Command: []string{"sh", "-c"},
+		Args:    []string{"echo $(GREETING) $(NAME)"},
+		Env: []corev1.EnvVar{
+			{Name: "NAME", Value: "world"},
+			{Name: "GREETING", Value: "hello-$(NAME)"},
+		},
+	}
+	spec, err := containerSpec(pod, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Args[0]; got != "echo hello-world world" {
+		t.Errorf("args = %q", got)
+	}
+	if spec.Env[1].Value != "hello-world" {
+		t.Errorf("env = %v", spec.Env)
+	}
+}
+
+func TestUnsupportedNamesEachFeature(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init"}},
+		Volumes: []corev1.Volume{
+			{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}},
+			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		},
+		Containers: []corev1.Container{{
+			Name: "app",
+			Env:  []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{}}},
+		}},
+	}}
+	msg := unsupported(pod)
+	for _, want := range []string{"init containers", `volume "data"`, `env X from a reference in container "app"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not name %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "kube-api-access") {
+		t.Errorf("the service-account volume is reported: %q", msg)
+	}
+	if got := unsupported(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}); got != "" {
+		t.Errorf("plain pod reported: %q", got)
+	}
+}

@@ -1,0 +1,96 @@
+package pod
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// stopSlack is how much longer than the grace period a StopContainer call may take.
+const stopSlack = 30 * time.Second
+
+// startTermination stops a deleted pod's containers within its grace period,
+// removes its sandbox and then the pod object, as the kubelet does. It runs
+// beside the workers so that long grace periods do not hold them up.
+func (c *Controller) startTermination(ctx context.Context, pod *corev1.Pod, rt *podRuntime) {
+	c.mu.Lock()
+	if c.terminating[pod.UID] {
+		c.mu.Unlock()
+		return
+	}
+	c.terminating[pod.UID] = true
+	c.mu.Unlock()
+
+	c.tasks.Go(func() {
+		if err := c.terminate(ctx, pod, rt); err != nil {
+			c.log.Error("terminate pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			c.mu.Lock()
+			delete(c.terminating, pod.UID)
+			c.mu.Unlock()
+			c.queue.AddRateLimited(pod.UID)
+		}
+	})
+}
+
+func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime) error {
+	grace := remainingGrace(pod)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(pod.Spec.Containers))
+	for _, ctr := range pod.Spec.Containers {
+		last := rt.latest(ctr.Name)
+		if last == nil || last.State == runtimev1.ContainerState_CONTAINER_STATE_EXITED {
+			continue
+		}
+		c.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", ctr.Name)
+		wg.Go(func() {
+			callCtx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+stopSlack)
+			defer cancel()
+			st, err := c.runtime.StopContainer(callCtx, &runtimev1.StopContainerRequest{
+				Node: c.node, PodUid: string(pod.UID), Name: ctr.Name, GracePeriodSeconds: grace,
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			c.state.setContainer(st)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	c.report(pod)
+	if err := c.removeSandbox(ctx, pod.UID); err != nil {
+		return err
+	}
+	zero := int64(0)
+	err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero,
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	return nil
+}
+
+// remainingGrace is what is left of the grace period the deletion asked for:
+// an agent restarted mid-termination does not start the grace period again.
+func remainingGrace(pod *corev1.Pod) int64 {
+	if pod.DeletionTimestamp == nil {
+		return 0
+	}
+	left := time.Until(pod.DeletionTimestamp.Time).Seconds()
+	if left <= 0 {
+		return 0
+	}
+	return int64(math.Ceil(left))
+}

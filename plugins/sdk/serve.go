@@ -1,0 +1,62 @@
+package sdk
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// ServeRuntime serves impl as a fedlet runtime plugin. It is the whole main
+// of a plugin once impl is built:
+//
+//   - slog's default logger becomes a JSON handler on stderr at the level the
+//     host asked for (LogLevelEnv, "info" when unset), so the plugin's records
+//     appear in the agent's log;
+//   - go-plugin checks the handshake, negotiates the protocol version among
+//     VersionedPlugins, sets up mutual TLS when the host asks for it
+//     (AutoMTLS), and serves impl over gRPC.
+//
+// ServeRuntime returns when the host shuts the plugin down. Run outside a
+// host, it prints that the program is a plugin and exits with status 1.
+func ServeRuntime(impl runtimev1.RuntimeServer) {
+	level := logLevelFromEnv()
+	// go-plugin replaces os.Stderr with a pipe once it serves; the handler
+	// keeps the real stderr, which is the stream the host parses.
+	slog.SetDefault(slog.New(NewLogHandler(os.Stderr, level)))
+	go exitWithParent(os.Getppid())
+
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: VersionedPlugins(impl),
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Output:     os.Stderr,
+			JSONFormat: true,
+			Level:      hclog.LevelFromString(LevelName(level)),
+		}),
+	})
+}
+
+// exitWithParent ends the plugin when the agent that started it is gone (it
+// was killed, so it could not stop the plugin): a restarted agent starts its
+// own plugin process, and an orphan must not serve beside it.
+func exitWithParent(ppid int) {
+	for range time.Tick(time.Second) {
+		if os.Getppid() != ppid {
+			slog.Warn("the agent that started this plugin is gone; exiting", "agent_pid", ppid)
+			os.Exit(0)
+		}
+	}
+}
+
+func logLevelFromEnv() slog.Level {
+	if l, ok := ParseLevel(os.Getenv(LogLevelEnv)); ok {
+		return l
+	}
+	return slog.LevelInfo
+}
