@@ -14,11 +14,32 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VER) \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(K8S_VER)
 CONTROLPLANE := kube-apiserver kube-scheduler kube-controller-manager kubectl
 
-.PHONY: all build components controlplane etcd proto test bench up clean
+.PHONY: all deps build components controlplane etcd proto test unit-test e2e-test bench up clean
 all: build components
+
+# Debian packages: runc, busybox-static, iproute2.
+deps:
+	./integration/install-deps.sh
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Unit tests, then the end-to-end tests against the real stack (one package
+# at a time: each starts its own cluster on the same ports).
+test: deps build components
+	$(MAKE) unit-test e2e-test
+
+unit-test:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration/)
+
+e2e-test:
+	$(GO) test -count=1 -p 1 -timeout 60m ./integration/...
+
+# Pod start-up against containerd's own floor, then one runtime call through
+# the plugin host against the same call in-process.
+bench: deps build components
+	$(GO) run ./integration/bench
+	$(GO) test -run '^$$' -bench BenchmarkRuntimeCall -benchtime 2000x ./core/pluginhost
 
 # Binaries the local cluster and the integration tests run.
 components: controlplane $(BIN)/kine $(BIN)/containerd $(BIN)/registry
@@ -52,7 +73,7 @@ $(BIN)/etcd: integration/etcd/go.mod integration/etcd/go.sum integration/etcd/ma
 	cd integration/etcd && $(GO) build -o $@ .
 
 # Brings up the local cluster; `fedlet up` builds what is missing itself.
-up: build
+up: deps build
 	$(BIN)/fedlet up $(UP_FLAGS)
 
 # Regenerates the protocol code committed under plugins/proto.

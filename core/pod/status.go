@@ -122,7 +122,12 @@ func phase(pod *corev1.Pod, statuses []corev1.ContainerStatus) corev1.PodPhase {
 			waiting++
 		}
 	}
+	stopped := pod.DeletionTimestamp != nil && waiting == 0 && running == 0
 	switch {
+	case stopped && failed > 0:
+		return corev1.PodFailed // a deleted pod is not restarted: its phase is final
+	case stopped && succeeded > 0:
+		return corev1.PodSucceeded
 	case waiting > 0:
 		return corev1.PodPending
 	case running > 0:

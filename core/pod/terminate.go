@@ -67,7 +67,9 @@ func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRunt
 	if err := <-errs; err != nil {
 		return err
 	}
-	c.report(pod)
+	if err := c.status.Write(ctx, pod, c.computeStatus(pod, c.state.get(pod.UID))); err != nil {
+		return err
+	}
 	if err := c.removeSandbox(ctx, pod.UID); err != nil {
 		return err
 	}

@@ -62,6 +62,20 @@ func (m *Manager) Set(pod *corev1.Pod, status *corev1.PodStatus) {
 	m.queue.Add(pod.UID)
 }
 
+// Write writes the pod's status now and waits for the answer: for the last
+// status of a pod about to be deleted, which must not be lost behind the
+// deletion.
+func (m *Manager) Write(ctx context.Context, pod *corev1.Pod, status *corev1.PodStatus) error {
+	m.mu.Lock()
+	delete(m.pending, pod.UID)
+	m.mu.Unlock()
+	err := m.patch(ctx, pod.UID, entry{namespace: pod.Namespace, name: pod.Name, status: status})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	return nil
+}
+
 // Forget drops what is known of a pod that is gone.
 func (m *Manager) Forget(uid types.UID) {
 	m.mu.Lock()

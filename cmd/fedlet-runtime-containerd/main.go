@@ -1,0 +1,23 @@
+// Command fedlet-runtime-containerd is fedlet's runtime plugin for a
+// containerd host. The agent launches it; run by hand it only says so.
+//
+// The runc shim also starts this executable, as
+// `fedlet-runtime-containerd log-driver FILE`, to write a container's logs:
+// that mode is dispatched before anything else.
+package main
+
+import (
+	"os"
+
+	"github.com/fedlet/fedlet/plugins/runtime/containerd"
+	"github.com/fedlet/fedlet/plugins/sdk"
+)
+
+func main() {
+	if containerd.IsLogDriver(os.Args) {
+		containerd.RunLogDriver(os.Args) // does not return
+	}
+	b := containerd.New(containerd.Options{})
+	defer b.Close()
+	sdk.ServeRuntime(b)
+}

@@ -1,0 +1,75 @@
+// Command bench measures how fast pods start on a fedlet containerd node,
+// against the floor of the same containers started directly through the
+// containerd client, in the same run on the same machine.
+//
+//	go run ./integration/bench [-pods 50]
+//
+// It starts its own local cluster (as `fedlet up` does) on free ports.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fedlet/fedlet/integration/cluster"
+)
+
+func main() {
+	pods := flag.Int("pods", 50, "pods (and floor containers) per measurement")
+	flag.Parse()
+	if err := run(*pods); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int) error {
+	wd, _ := os.Getwd()
+	root, ok := cluster.FindSourceRoot(wd)
+	if !ok {
+		return fmt.Errorf("run from the fedlet source tree")
+	}
+	dataDir, err := os.MkdirTemp("", "fedlet-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	ports, err := cluster.FreePorts()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	fmt.Println("starting a local cluster…")
+	c, err := cluster.Start(ctx, cluster.Options{DataDir: dataDir, BinDir: filepath.Join(root, "bin"), Ports: ports})
+	if err != nil {
+		return fmt.Errorf("start cluster: %w", err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		_ = c.Stop(stopCtx)
+	}()
+
+	b := &bench{cluster: c, n: n}
+	if err := b.warmUp(ctx); err != nil {
+		return err
+	}
+	floor, err := b.floor(ctx)
+	if err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	serial, err := b.podsOneAtATime(ctx)
+	if err != nil {
+		return fmt.Errorf("pods one at a time: %w", err)
+	}
+	burst, mem, err := b.podsAtOnce(ctx)
+	if err != nil {
+		return fmt.Errorf("pods at once: %w", err)
+	}
+	b.report(floor, serial, burst, mem)
+	return nil
+}

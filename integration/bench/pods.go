@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+
+	"github.com/fedlet/fedlet/integration/cluster"
+)
+
+const namespace = "default"
+
+type bench struct {
+	cluster *cluster.Cluster
+	n       int
+}
+
+// pod is a busybox pod bound to the fedlet node at creation: the latency
+// measured is the agent's, not the scheduler's.
+func (b *bench) pod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bench": "true"}},
+		Spec: corev1.PodSpec{
+			NodeName:                      b.cluster.NodeName(),
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			Containers: []corev1.Container{{
+				Name: "main", Image: b.cluster.Image(), ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+}
+
+// warmUp runs one pod so the image is pulled and every cache is warm.
+func (b *bench) warmUp(ctx context.Context) error {
+	lat, err := b.startPods(ctx, []string{"warm-up"}, 1)
+	if err != nil {
+		return fmt.Errorf("warm-up pod: %w", err)
+	}
+	fmt.Printf("warm-up pod Running after %s (image pulled)\n", lat[0].Round(time.Millisecond))
+	return b.deletePods(ctx)
+}
+
+func (b *bench) podsOneAtATime(ctx context.Context) ([]time.Duration, error) {
+	var out []time.Duration
+	for i := range b.n {
+		lat, err := b.startPods(ctx, []string{fmt.Sprintf("serial-%03d", i)}, 1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lat...)
+	}
+	return out, b.deletePods(ctx)
+}
+
+// memory is the agent's and the plugin's resident memory before and with pods.
+type memory struct {
+	agentBefore, agentWith, pluginBefore, pluginWith int64
+}
+
+func (b *bench) podsAtOnce(ctx context.Context) ([]time.Duration, memory, error) {
+	var mem memory
+	var err error
+	if mem.agentBefore, mem.pluginBefore, err = rss(b.cluster); err != nil {
+		return nil, mem, err
+	}
+	names := make([]string, b.n)
+	for i := range names {
+		names[i] = fmt.Sprintf("burst-%03d", i)
+	}
+	lat, err := b.startPods(ctx, names, 16)
+	if err != nil {
+		return nil, mem, err
+	}
+	time.Sleep(2 * time.Second) // let the agent settle before reading its memory
+	if mem.agentWith, mem.pluginWith, err = rss(b.cluster); err != nil {
+		return nil, mem, err
+	}
+	return lat, mem, b.deletePods(ctx)
+}
+
+// startPods creates the pods with that many creates in flight and returns,
+// for each, the time from its create call to a watch seeing it Running.
+func (b *bench) startPods(ctx context.Context, names []string, inFlight int) ([]time.Duration, error) {
+	pods := b.cluster.Client().CoreV1().Pods(namespace)
+	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "bench=true"})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+
+	var mu sync.Mutex
+	created := map[types.UID]time.Time{}
+	sem := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(names))
+	for _, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			start := time.Now()
+			p, err := pods.Create(ctx, b.pod(name), metav1.CreateOptions{})
+			if err != nil {
+				errs <- fmt.Errorf("create %s: %w", name, err)
+				return
+			}
+			mu.Lock()
+			created[p.UID] = start
+			mu.Unlock()
+		})
+	}
+
+	running := map[types.UID]time.Time{}
+	timeout := time.After(5 * time.Minute)
+	for len(running) < len(names) {
+		select {
+		case err := <-errs:
+			return nil, err
+		case <-timeout:
+			return nil, fmt.Errorf("%d of %d pods Running after 5 minutes", len(running), len(names))
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return nil, fmt.Errorf("watch closed")
+			}
+			p, isPod := ev.Object.(*corev1.Pod)
+			if isPod && ev.Type != watch.Deleted && p.Status.Phase == corev1.PodRunning {
+				if _, seen := running[p.UID]; !seen {
+					running[p.UID] = time.Now()
+				}
+			}
+		}
+	}
+	wg.Wait()
+	out := make([]time.Duration, 0, len(running))
+	for uid, at := range running {
+		out = append(out, at.Sub(created[uid]))
+	}
+	return out, nil
+}
+
+// deletePods deletes every bench pod and waits until they are gone.
+func (b *bench) deletePods(ctx context.Context) error {
+	pods := b.cluster.Client().CoreV1().Pods(namespace)
+	err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench=true"})
+	if err != nil {
+		return fmt.Errorf("delete pods: %w", err)
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "bench=true"})
+		return err == nil && len(list.Items) == 0, nil
+	})
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// percentile returns the p-th percentile (0-100) of ds, nearest rank.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(float64(len(s))*p/100+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%7.1f ms", float64(d.Microseconds())/1000) }
+
+func (b *bench) report(floor, serial, burst []time.Duration, mem memory) {
+	fp50, fp99 := percentile(floor, 50), percentile(floor, 99)
+	sp50, sp99 := percentile(serial, 50), percentile(serial, 99)
+	bp50, bp99 := percentile(burst, 50), percentile(burst, 99)
+	fmt.Printf("\npod start-up, %d pods, image present (bound → Running seen by a watch)\n", b.n)
+	fmt.Printf("%-44s %10s %10s\n", "", "p50", "p99")
+	fmt.Printf("%-44s %10s %10s\n", "floor: containerd create+task+start", ms(fp50), ms(fp99))
+	fmt.Printf("%-44s %10s %10s\n", "fedlet: one pod at a time", ms(sp50), ms(sp99))
+	fmt.Printf("%-44s %10s %10s\n", "fedlet: all at once (16 creates in flight)", ms(bp50), ms(bp99))
+	fmt.Printf("ratio fedlet/floor, one at a time: p50 %.2f, p99 %.2f\n", float64(sp50)/float64(fp50), float64(sp99)/float64(fp99))
+	aim := time.Duration(float64(fp50)*1.1) + 20*time.Millisecond
+	verdict := "met"
+	if sp50 > aim {
+		verdict = "missed"
+	}
+	fmt.Printf("aim p50 ≤ 1.1 × floor + 20 ms = %s: %s (overhead %s)\n", ms(aim), verdict, ms(sp50-fp50))
+	perPod := float64(mem.agentWith-mem.agentBefore) / float64(b.n) / 1024
+	fmt.Printf("agent memory: %.1f MiB idle, %.1f MiB with %d pods: %.1f KiB per pod\n",
+		float64(mem.agentBefore)/(1<<20), float64(mem.agentWith)/(1<<20), b.n, perPod)
+	fmt.Printf("runtime plugin memory: %.1f MiB idle, %.1f MiB with %d pods\n",
+		float64(mem.pluginBefore)/(1<<20), float64(mem.pluginWith)/(1<<20), b.n)
+}

@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// serviceCIDR is the Service IP range; its first address, 10.0.0.1, is the
+// "kubernetes" Service and is in the API server's certificate.
+const serviceCIDR = "10.0.0.0/24"
+
+// startAPIServer runs kube-apiserver on loopback against the datastore and
+// waits for /readyz.
+func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
+	p := c.pki
+	c.progress("starting kube-apiserver on https://127.0.0.1:%d…", c.opts.Ports.APIServer)
+	ch, err := c.start("kube-apiserver", []string{
+		"--advertise-address=127.0.0.1",
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.opts.Ports.APIServer),
+		"--etcd-servers=" + etcdURL,
+		// On loopback the default reconciler refuses to start (FACTS.md).
+		"--endpoint-reconciler-type=none",
+		"--authorization-mode=Node,RBAC",
+		"--allow-privileged=true",
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + p.saPub(),
+		"--service-account-signing-key-file=" + p.saKey(),
+		"--tls-cert-file=" + p.cert(certAPIServer),
+		"--tls-private-key-file=" + p.key(certAPIServer),
+		"--client-ca-file=" + p.caCert(),
+		"--kubelet-client-certificate=" + p.cert(certKubeletClient),
+		"--kubelet-client-key=" + p.key(certKubeletClient),
+		"--kubelet-certificate-authority=" + p.caCert(),
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
+	}, startOptions{dir: c.paths.DataDir})
+	if err != nil {
+		return err
+	}
+	took, err := waitReady(ctx, ch, 2*time.Minute, func(ctx context.Context) error {
+		_, err := c.client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.progress("kube-apiserver ready in %.1fs", took.Seconds())
+	return nil
+}
+
+// startControllers runs kube-controller-manager and kube-scheduler on
+// loopback and waits for the /healthz of each.
+func (c *Cluster) startControllers(ctx context.Context) error {
+	p := c.pki
+	cmKubeconfig := p.kubeconfig("controller-manager")
+	c.progress("starting kube-controller-manager and kube-scheduler…")
+	cm, err := c.start("kube-controller-manager", []string{
+		"--kubeconfig=" + cmKubeconfig,
+		"--authentication-kubeconfig=" + cmKubeconfig,
+		"--authorization-kubeconfig=" + cmKubeconfig,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.opts.Ports.ControllerManager),
+		"--tls-cert-file=" + p.cert(certCMServing),
+		"--tls-private-key-file=" + p.key(certCMServing),
+		"--use-service-account-credentials=true",
+		"--cluster-signing-cert-file=" + p.caCert(),
+		"--cluster-signing-key-file=" + p.caKeyFile(),
+		"--root-ca-file=" + p.caCert(),
+		"--service-account-private-key-file=" + p.saKey(),
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--leader-elect=false",
+	}, startOptions{dir: c.paths.DataDir})
+	if err != nil {
+		return err
+	}
+	schedKubeconfig := p.kubeconfig("scheduler")
+	sched, err := c.start("kube-scheduler", []string{
+		"--kubeconfig=" + schedKubeconfig,
+		"--authentication-kubeconfig=" + schedKubeconfig,
+		"--authorization-kubeconfig=" + schedKubeconfig,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.opts.Ports.Scheduler),
+		"--tls-cert-file=" + p.cert(certSchedulerServing),
+		"--tls-private-key-file=" + p.key(certSchedulerServing),
+		"--leader-elect=false",
+	}, startOptions{dir: c.paths.DataDir})
+	if err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		ch   *child
+		port int
+	}{{cm, c.opts.Ports.ControllerManager}, {sched, c.opts.Ports.Scheduler}} {
+		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", w.port)
+		took, err := waitReady(ctx, w.ch, 2*time.Minute, func(ctx context.Context) error {
+			return c.httpOK(ctx, url)
+		})
+		if err != nil {
+			return err
+		}
+		c.progress("%s ready in %.1fs", w.ch.name, took.Seconds())
+	}
+	return nil
+}
+
+// httpOK GETs url, trusting the cluster's CA only, and wants 200.
+func (c *Cluster) httpOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: c.pki.caPool},
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return nil
+}

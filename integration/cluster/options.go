@@ -1,0 +1,265 @@
+package cluster
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Part is one stage of the local cluster, in start order. Start brings up
+// every part up to and including Options.Until.
+type Part int
+
+// The parts of a cluster, in the order Start brings them up.
+const (
+	PartDatastore   Part = iota + 1 // kine (SQLite) or etcd
+	PartAPIServer                   // kube-apiserver
+	PartControllers                 // kube-controller-manager, kube-scheduler and the agent's RBAC
+	PartRegistry                    // the OCI registry, seeded with busybox
+	PartContainerd                  // containerd for the fedlet node
+	PartAgent                       // fedlet agent, waited for until its Node is Ready
+)
+
+var partNames = map[Part]string{
+	PartDatastore:   "datastore",
+	PartAPIServer:   "apiserver",
+	PartControllers: "controllers",
+	PartRegistry:    "registry",
+	PartContainerd:  "containerd",
+	PartAgent:       "agent",
+}
+
+func (p Part) String() string {
+	if s, ok := partNames[p]; ok {
+		return s
+	}
+	return fmt.Sprintf("Part(%d)", int(p))
+}
+
+// PartNames lists the names ParsePart accepts, in start order.
+func PartNames() []string {
+	var names []string
+	for p := PartDatastore; p <= PartAgent; p++ {
+		names = append(names, p.String())
+	}
+	return names
+}
+
+// ParsePart reads a part's name: datastore, apiserver, controllers, registry,
+// containerd or agent.
+func ParsePart(s string) (Part, error) {
+	for p, name := range partNames {
+		if name == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown part %q (expected one of %s)", s, strings.Join(PartNames(), ", "))
+}
+
+// Datastore is the storage behind the API server.
+type Datastore string
+
+// The datastores fedlet up can run.
+const (
+	DatastoreSQLite Datastore = "sqlite" // kine on SQLite: one machine, no setup
+	DatastoreEtcd   Datastore = "etcd"
+)
+
+// Ports are the loopback TCP ports the cluster listens on. A zero field takes
+// its value from DefaultPorts.
+type Ports struct {
+	APIServer         int
+	Datastore         int // kine's or etcd's client port
+	EtcdPeer          int
+	ControllerManager int
+	Scheduler         int
+	Registry          int
+	NodeAPI           int
+}
+
+// DefaultPorts are the ports of `fedlet up`: those of a kubeadm cluster, and
+// 5000 for the registry.
+func DefaultPorts() Ports {
+	return Ports{
+		APIServer:         6443,
+		Datastore:         2379,
+		EtcdPeer:          2380,
+		ControllerManager: 10257,
+		Scheduler:         10259,
+		Registry:          5000,
+		NodeAPI:           10250,
+	}
+}
+
+// FreePorts picks unused loopback ports for every field, so that a test can
+// run a cluster beside another one.
+func FreePorts() (Ports, error) {
+	var p Ports
+	fields := []*int{&p.APIServer, &p.Datastore, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler, &p.Registry, &p.NodeAPI}
+	// Hold every listener until all are chosen so no port is picked twice.
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for _, f := range fields {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return Ports{}, fmt.Errorf("pick a free port: %w", err)
+		}
+		listeners = append(listeners, l)
+		*f = l.Addr().(*net.TCPAddr).Port
+	}
+	return p, nil
+}
+
+func (p Ports) withDefaults() Ports {
+	d := DefaultPorts()
+	for _, pair := range [][2]*int{
+		{&p.APIServer, &d.APIServer}, {&p.Datastore, &d.Datastore}, {&p.EtcdPeer, &d.EtcdPeer},
+		{&p.ControllerManager, &d.ControllerManager}, {&p.Scheduler, &d.Scheduler},
+		{&p.Registry, &d.Registry}, {&p.NodeAPI, &d.NodeAPI},
+	} {
+		if *pair[0] == 0 {
+			*pair[0] = *pair[1]
+		}
+	}
+	return p
+}
+
+// Options say where a cluster lives and how much of it to start.
+type Options struct {
+	// DataDir holds everything the cluster writes: certificates, the
+	// datastore, the registry, containerd's root, logs. Required.
+	DataDir string
+	// BinDir holds the components (kube-apiserver, kine, containerd, ...).
+	// Required.
+	BinDir string
+	// FedletBinary is the fedlet executable that runs the agent; defaults to
+	// BinDir/fedlet.
+	FedletBinary string
+	// Datastore defaults to DatastoreSQLite.
+	Datastore Datastore
+	Ports     Ports
+	// Until is the last part to start; zero means all of them (PartAgent).
+	Until Part
+	// BuildMissing runs `make` in the fedlet source tree (when it can be
+	// found) for components missing from BinDir, instead of failing.
+	BuildMissing bool
+	// NodeName is the name of the fedlet node; defaults to "fedlet-node".
+	NodeName string
+	// NodeReadyTimeout bounds the wait for the node to become Ready;
+	// defaults to 2 minutes.
+	NodeReadyTimeout time.Duration
+	// Progress receives one line per step, for people; nil discards them.
+	Progress io.Writer
+	// Logger receives warnings (a failed cleanup step); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.DataDir == "" {
+		return o, fmt.Errorf("no data directory given")
+	}
+	if o.BinDir == "" {
+		return o, fmt.Errorf("no bin directory given")
+	}
+	var err error
+	if o.DataDir, err = filepath.Abs(o.DataDir); err != nil {
+		return o, fmt.Errorf("data directory: %w", err)
+	}
+	if o.BinDir, err = filepath.Abs(o.BinDir); err != nil {
+		return o, fmt.Errorf("bin directory: %w", err)
+	}
+	if o.FedletBinary == "" {
+		o.FedletBinary = filepath.Join(o.BinDir, "fedlet")
+	}
+	switch o.Datastore {
+	case "":
+		o.Datastore = DatastoreSQLite
+	case DatastoreSQLite, DatastoreEtcd:
+	default:
+		return o, fmt.Errorf("unknown datastore %q (expected sqlite or etcd)", o.Datastore)
+	}
+	if o.Until == 0 {
+		o.Until = PartAgent
+	}
+	if o.Until < PartDatastore || o.Until > PartAgent {
+		return o, fmt.Errorf("unknown part %v", o.Until)
+	}
+	o.Ports = o.Ports.withDefaults()
+	if o.NodeName == "" {
+		o.NodeName = "fedlet-node"
+	}
+	if o.NodeReadyTimeout == 0 {
+		o.NodeReadyTimeout = 2 * time.Minute
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// DefaultDataDir is $HOME/.local/share/fedlet.
+func DefaultDataDir() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the home directory for the default data directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "fedlet"), nil
+}
+
+// Paths are the files and directories of a cluster under its data directory.
+type Paths struct {
+	DataDir string
+	// PKI holds the CA, every certificate and key, and the internal kubeconfigs.
+	PKI string
+	// Logs holds one <component>.log per child process.
+	Logs string
+	// Kubeconfig is the admin kubeconfig given to the user.
+	Kubeconfig string
+	// Ready exists, holding the kubeconfig's path, while the cluster is up.
+	Ready       string
+	AgentConfig string
+	Kine        string // kine's working directory; its SQLite file is db/state.db there
+	Etcd        string
+	Registry    string // the registry's storage
+	Containerd  string // containerd's root, state, config and socket
+	// ContainerdSocket is containerd's gRPC address.
+	ContainerdSocket string
+	// RuntimeState is the containerd runtime plugin's state directory.
+	RuntimeState string
+	lock         string
+}
+
+// PathsFor lays out a cluster's files under dataDir.
+func PathsFor(dataDir string) Paths {
+	j := func(p ...string) string { return filepath.Join(append([]string{dataDir}, p...)...) }
+	return Paths{
+		DataDir:          dataDir,
+		PKI:              j("pki"),
+		Logs:             j("logs"),
+		Kubeconfig:       j("kubeconfig"),
+		Ready:            j("ready"),
+		AgentConfig:      j("agent.yaml"),
+		Kine:             j("kine"),
+		Etcd:             j("etcd"),
+		Registry:         j("registry"),
+		Containerd:       j("containerd"),
+		ContainerdSocket: j("containerd", "containerd.sock"),
+		RuntimeState:     j("fedlet", "containerd"),
+		lock:             j("lock"),
+	}
+}
+
+// Log is the log file of the child process called name.
+func (p Paths) Log(name string) string { return filepath.Join(p.Logs, name+".log") }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the local cluster and the tests need, when
+# they are missing. Everything else is built from the Go module proxy by
+# the Makefile.
+set -euo pipefail
+
+need=()
+command -v runc >/dev/null || need+=(runc)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v ip >/dev/null || need+=(iproute2)
+command -v mount >/dev/null || need+=(mount)
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: need root to install: ${need[*]}" >&2
+	exit 1
+fi
+echo "install-deps: installing ${need[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
