@@ -165,31 +165,47 @@ func TestFollowStreamsLinesAsTheyCome(t *testing.T) {
 		return err
 	}
 	h := startServer(t, pods)
-	resp := h.do(h.client(nil), logsPath+"?follow=true", "token-admin")
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET follow = %d, want 200", resp.StatusCode)
+	req, err := http.NewRequest(http.MethodGet, h.base+logsPath+"?follow=true", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer token-admin")
 
-	r := bufio.NewReader(resp.Body)
-	first := make(chan string, 1)
+	type firstLine struct {
+		resp *http.Response
+		r    *bufio.Reader
+		line string
+		err  error
+	}
+	c := h.client(nil)
+	first := make(chan firstLine, 1)
 	go func() {
-		line, _ := r.ReadString('\n')
-		first <- line
-	}()
-	select {
-	case line := <-first:
-		if line != "first\n" {
-			t.Fatalf("first line = %q, want %q", line, "first\n")
+		resp, err := c.Do(req)
+		if err != nil {
+			first <- firstLine{err: err}
+			return
 		}
+		r := bufio.NewReader(resp.Body)
+		line, err := r.ReadString('\n')
+		first <- firstLine{resp, r, line, err}
+	}()
+	var got firstLine
+	select {
+	case got = <-first:
 	case <-time.After(30 * time.Second):
-		// Not a timing assertion: without a flush the line would never come while the
-		// writer waits.
+		// Not a timing assertion: unflushed, neither the status nor the line would come while
+		// the writer waits.
 		close(release)
 		t.Fatal("the first line did not reach the reader while the writer was still running")
 	}
+	if got.resp != nil {
+		defer got.resp.Body.Close()
+	}
 	close(release)
-	rest, err := io.ReadAll(r)
+	if got.err != nil || got.resp.StatusCode != http.StatusOK || got.line != "first\n" {
+		t.Fatalf("first line = %q, %v; want 200 and %q", got.line, got.err, "first\n")
+	}
+	rest, err := io.ReadAll(got.r)
 	if err != nil || string(rest) != "second\n" {
 		t.Fatalf("rest of the stream = %q, %v; want %q", rest, err, "second\n")
 	}

@@ -68,7 +68,10 @@ type Controller struct {
 	waiting map[types.UID]map[string]waitReason
 	// terminating holds pods whose containers are being stopped.
 	terminating map[types.UID]bool
-	hostIP      string
+
+	// hostIP is the node's InternalIP, learnt from the runtime.
+	hostIPMu sync.Mutex
+	hostIP   string
 }
 
 type waitReason struct{ reason, message string }
@@ -211,6 +214,28 @@ func (c *Controller) forget(uid types.UID) {
 	c.mu.Unlock()
 	c.state.remove(uid)
 	c.status.Forget(uid)
+}
+
+// nodeIP returns the node's InternalIP, asking the runtime until it answers.
+func (c *Controller) nodeIP() string {
+	c.hostIPMu.Lock()
+	defer c.hostIPMu.Unlock()
+	if c.hostIP != "" {
+		return c.hostIP
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	node, err := c.runtime.GetNode(ctx, &runtimev1.GetNodeRequest{Node: c.node})
+	if err != nil {
+		c.log.Warn("get node address from the runtime", "err", err)
+		return ""
+	}
+	for _, a := range node.Addresses {
+		if a.Type == string(corev1.NodeInternalIP) {
+			c.hostIP = a.Address
+		}
+	}
+	return c.hostIP
 }
 
 func backoffKey(uid types.UID, container string) string {

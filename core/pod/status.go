@@ -26,7 +26,7 @@ func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodS
 		started := unixTime(rt.sandbox.CreatedAtUnixNano)
 		st.StartTime = &started
 	}
-	st.HostIP = c.hostIP
+	st.HostIP = c.nodeIP()
 	if st.HostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
 	}

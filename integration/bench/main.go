@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/fedlet/fedlet/integration/cluster"
 )
 
@@ -54,7 +56,13 @@ func run(n int) error {
 		_ = c.Stop(stopCtx)
 	}()
 
-	b := &bench{cluster: c, n: n}
+	rest := c.RESTConfig()
+	rest.QPS, rest.Burst = 1000, 2000
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	b := &bench{cluster: c, client: client, n: n}
 	if err := b.warmUp(ctx); err != nil {
 		return err
 	}

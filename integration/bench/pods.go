@@ -8,9 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/fedlet/fedlet/integration/cluster"
@@ -20,7 +20,9 @@ const namespace = "default"
 
 type bench struct {
 	cluster *cluster.Cluster
-	n       int
+	// client is not rate-limited on the client side, so that it measures the agent.
+	client kubernetes.Interface
+	n      int
 }
 
 // pod is a busybox pod bound to the fedlet node at creation: the latency
@@ -41,6 +43,14 @@ func (b *bench) pod(name string) *corev1.Pod {
 
 // warmUp runs one pod so the image is pulled and every cache is warm.
 func (b *bench) warmUp(ctx context.Context) error {
+	// Pods are refused until the controller-manager has made the namespace's service account.
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := b.client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("no default service account: %w", err)
+	}
 	lat, err := b.startPods(ctx, []string{"warm-up"}, 1)
 	if err != nil {
 		return fmt.Errorf("warm-up pod: %w", err)
@@ -90,7 +100,7 @@ func (b *bench) podsAtOnce(ctx context.Context) ([]time.Duration, memory, error)
 // startPods creates the pods with that many creates in flight and returns,
 // for each, the time from its create call to a watch seeing it Running.
 func (b *bench) startPods(ctx context.Context, names []string, inFlight int) ([]time.Duration, error) {
-	pods := b.cluster.Client().CoreV1().Pods(namespace)
+	pods := b.client.CoreV1().Pods(namespace)
 	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "bench=true"})
 	if err != nil {
 		return nil, err
@@ -98,7 +108,11 @@ func (b *bench) startPods(ctx context.Context, names []string, inFlight int) ([]
 	defer w.Stop()
 
 	var mu sync.Mutex
-	created := map[types.UID]time.Time{}
+	created := map[string]time.Time{}
+	wanted := map[string]bool{}
+	for _, name := range names {
+		wanted[name] = true
+	}
 	sem := make(chan struct{}, inFlight)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(names))
@@ -107,18 +121,17 @@ func (b *bench) startPods(ctx context.Context, names []string, inFlight int) ([]
 		wg.Go(func() {
 			defer func() { <-sem }()
 			start := time.Now()
-			p, err := pods.Create(ctx, b.pod(name), metav1.CreateOptions{})
-			if err != nil {
+			if _, err := pods.Create(ctx, b.pod(name), metav1.CreateOptions{}); err != nil {
 				errs <- fmt.Errorf("create %s: %w", name, err)
 				return
 			}
 			mu.Lock()
-			created[p.UID] = start
+			created[name] = start
 			mu.Unlock()
 		})
 	}
 
-	running := map[types.UID]time.Time{}
+	running := map[string]time.Time{}
 	timeout := time.After(5 * time.Minute)
 	for len(running) < len(names) {
 		select {
@@ -131,24 +144,24 @@ func (b *bench) startPods(ctx context.Context, names []string, inFlight int) ([]
 				return nil, fmt.Errorf("watch closed")
 			}
 			p, isPod := ev.Object.(*corev1.Pod)
-			if isPod && ev.Type != watch.Deleted && p.Status.Phase == corev1.PodRunning {
-				if _, seen := running[p.UID]; !seen {
-					running[p.UID] = time.Now()
+			if isPod && wanted[p.Name] && ev.Type != watch.Deleted && p.Status.Phase == corev1.PodRunning {
+				if _, seen := running[p.Name]; !seen {
+					running[p.Name] = time.Now()
 				}
 			}
 		}
 	}
 	wg.Wait()
 	out := make([]time.Duration, 0, len(running))
-	for uid, at := range running {
-		out = append(out, at.Sub(created[uid]))
+	for name, at := range running {
+		out = append(out, at.Sub(created[name]))
 	}
 	return out, nil
 }
 
 // deletePods deletes every bench pod and waits until they are gone.
 func (b *bench) deletePods(ctx context.Context) error {
-	pods := b.cluster.Client().CoreV1().Pods(namespace)
+	pods := b.client.CoreV1().Pods(namespace)
 	err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench=true"})
 	if err != nil {
 		return fmt.Errorf("delete pods: %w", err)

@@ -21,6 +21,10 @@ import (
 // netnsDir is where named network namespaces are bind-mounted (ip netns).
 const netnsDir = "/run/netns"
 
+// netnsLabel is the label on the containerd runtime plugin's sandbox
+// records that names the pod's network namespace.
+const netnsLabel = "fedlet.io/netns"
+
 // removeRuntimeObjects deletes every task, container and uncommitted
 // snapshot in containerd's fedlet namespace, so that stopping the cluster
 // leaves no process or mount behind. Image layers (committed snapshots) and
@@ -41,11 +45,21 @@ func removeRuntimeObjects(ctx context.Context, socket string) ([]string, error) 
 	}
 	var netns []string
 	var errs []error
+	addNetns := func(path string) {
+		if ownedNetns(path) && !slices.Contains(netns, path) {
+			netns = append(netns, path)
+		}
+	}
 	for _, ctr := range ctrs {
+		// A pod's sandbox record names its netns in a label; its containers
+		// join it through their spec.
+		if labels, err := ctr.Labels(ctx); err == nil {
+			addNetns(labels[netnsLabel])
+		}
 		if spec, err := ctr.Spec(ctx); err == nil && spec.Linux != nil {
 			for _, ns := range spec.Linux.Namespaces {
-				if ns.Type == "network" && ns.Path != "" && ownedNetns(ns.Path) && !slices.Contains(netns, ns.Path) {
-					netns = append(netns, ns.Path)
+				if ns.Type == "network" {
+					addNetns(ns.Path)
 				}
 			}
 		}

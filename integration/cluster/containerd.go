@@ -14,13 +14,17 @@ import (
 // keeps every container, task and snapshot in.
 const runtimeNamespace = "fedlet"
 
-// containerdConfig is containerd's configuration: everything under
-// DIR/containerd, and none of the plugins that reach for system paths or
-// serve what fedlet does not use (CRI, NRI).
+// containerdConfig is containerd's configuration (format version 4, that
+// of containerd 2.4): everything under DIR/containerd, no system config
+// imported, and none of the plugins that reach for system paths or serve
+// what fedlet does not use (CRI, NRI). Shim sockets stay in containerd's
+// compiled-in /run/containerd/s: a path under DIR could pass the 108-byte
+// limit of a socket address.
 func containerdConfig(dir string) string {
-	return fmt.Sprintf(`version = 3
+	return fmt.Sprintf(`version = 4
 root = %q
 state = %q
+imports = []
 # fedlet drives containerd through its own API, not CRI.
 disabled_plugins = [
   "io.containerd.grpc.v1.cri",
@@ -30,20 +34,24 @@ disabled_plugins = [
   "io.containerd.nri.v1.nri",
 ]
 
-[grpc]
+[plugins."io.containerd.server.v1.grpc"]
   address = %q
 
-[ttrpc]
+[plugins."io.containerd.server.v1.ttrpc"]
   address = %q
 
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
+
+[plugins."io.containerd.image-verifier.v1.bindir"]
+  bin_dir = %q
 `,
 		filepath.Join(dir, "root"),
 		filepath.Join(dir, "state"),
 		filepath.Join(dir, "containerd.sock"),
 		filepath.Join(dir, "containerd.sock.ttrpc"),
-		filepath.Join(dir, "opt"))
+		filepath.Join(dir, "opt"),
+		filepath.Join(dir, "opt", "image-verifier", "bin"))
 }
 
 // startContainerd runs containerd with the config above, the bin directory

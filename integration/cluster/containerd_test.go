@@ -38,12 +38,10 @@ func TestStopRemovesContainersMountsAndNetns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	netnsName := fmt.Sprintf("fedlet-test-%d", os.Getpid())
-	netns := filepath.Join(netnsDir, netnsName)
-	if out, err := exec.Command("ip", "netns", "add", netnsName).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", netnsName).Run() })
+	// One netns joined through a container's spec, one named by a sandbox
+	// record's label, as the runtime plugin does.
+	netns := addNetns(t, fmt.Sprintf("fedlet-test-%d", os.Getpid()))
+	sandboxNetns := addNetns(t, fmt.Sprintf("fedlet-test-sandbox-%d", os.Getpid()))
 
 	client, err := containerd.New(c.Paths().ContainerdSocket, containerd.WithDefaultNamespace(runtimeNamespace))
 	if err != nil {
@@ -63,6 +61,11 @@ func TestStopRemovesContainersMountsAndNetns(t *testing.T) {
 		containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "1000"),
 			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns})))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.NewContainer(cctx, "sandbox-record",
+		containerd.WithContainerLabels(map[string]string{netnsLabel: sandboxNetns}),
+		containerd.WithSpec(&oci.Spec{Version: specs.Version})); err != nil {
 		t.Fatal(err)
 	}
 	task, err := ctr.NewTask(cctx, cio.NullIO)
@@ -88,8 +91,10 @@ func TestStopRemovesContainersMountsAndNetns(t *testing.T) {
 	if mounts, err := mountsUnder(dataDir); err != nil || len(mounts) > 0 {
 		t.Errorf("mounts left under %s: %v %v", dataDir, mounts, err)
 	}
-	if _, err := os.Stat(netns); !os.IsNotExist(err) {
-		t.Errorf("network namespace %s left behind (%v)", netns, err)
+	for _, ns := range []string{netns, sandboxNetns} {
+		if _, err := os.Stat(ns); !os.IsNotExist(err) {
+			t.Errorf("network namespace %s left behind (%v)", ns, err)
+		}
 	}
 
 	// containerd's metadata: nothing of the container is left either.
@@ -140,4 +145,14 @@ func processesMentioning(t *testing.T, s string) []string {
 		found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	return found
+}
+
+// addNetns makes a named network namespace as `ip netns add` does.
+func addNetns(t *testing.T, name string) string {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	return filepath.Join(netnsDir, name)
 }

@@ -54,7 +54,12 @@ func (c *Cluster) startKine(port int) (*child, error) {
 		"--listen-address", "127.0.0.1:" + strconv.Itoa(port),
 		// Its default is :8080 on every interface.
 		"--metrics-bind-address", "0",
-	}, startOptions{dir: c.paths.Kine})
+	}, startOptions{
+		dir: c.paths.Kine,
+		// kine reads its flags from KINE_* variables too; none may change
+		// the endpoint behind our back.
+		dropEnv: []string{"KINE_"},
+	})
 }
 
 // startEtcd runs a one-member etcd with its data in DIR/etcd, on loopback.

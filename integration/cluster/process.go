@@ -110,6 +110,19 @@ type startOptions struct {
 	path string   // the binary; defaults to BinDir/<name>
 	dir  string   // working directory
 	env  []string // added to fedlet up's environment
+	// dropEnv are prefixes of fedlet up's variables the child must not see.
+	dropEnv []string
+}
+
+// childEnv is fedlet up's environment without o.dropEnv, plus o.env.
+func (o startOptions) childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !slices.ContainsFunc(o.dropEnv, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			env = append(env, kv)
+		}
+	}
+	return append(env, o.env...)
 }
 
 // start runs path with args as the child name, its output appended to its log.
@@ -124,7 +137,7 @@ func (s *supervisor) start(name, path string, args []string, o startOptions) (*c
 
 	cmd := exec.Command(path, args...)
 	cmd.Dir = o.dir
-	cmd.Env = append(os.Environ(), o.env...)
+	cmd.Env = o.childEnv()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 
@@ -193,13 +206,16 @@ func waitReady(ctx context.Context, c *child, timeout time.Duration, check func(
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	var last error
+	var last error // the last failure that says more than "time is up"
 	for {
 		attemptCtx, cancelAttempt := context.WithTimeout(ctx, 5*time.Second)
-		last = check(attemptCtx)
+		err := check(attemptCtx)
 		cancelAttempt()
-		if last == nil {
+		if err == nil {
 			return time.Since(start), nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-c.done:
