@@ -124,12 +124,15 @@ func (h *harness) authenticator() authenticator.Request {
 
 // client returns an HTTPS client that trusts the serving CA and presents cert, if given, whatever
 // CAs the server names (Go's client would otherwise hold back a certificate from another CA).
-func (h *harness) client(cert *tls.Certificate) *http.Client {
+func (h *harness) client(cert *tls.Certificate) *http.Client { return h.clientProto(cert, true) }
+
+// clientProto is client, speaking HTTP/2 or HTTP/1.1.
+func (h *harness) clientProto(cert *tls.Certificate, http2 bool) *http.Client {
 	cfg := &tls.Config{RootCAs: h.serverCA.pool()}
 	if cert != nil {
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: http2}}
 	h.clients = append(h.clients, c)
 	return c
 }

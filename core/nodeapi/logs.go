@@ -108,7 +108,8 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, namespace, p
 		}
 	case r.Context().Err() != nil:
 		// The client went away before any log came; nobody to answer.
-	case s.stopping.Err() != nil:
+	case ctx.Err() != nil:
+		// Only a follow's context ends without the client's: the server is stopping.
 		http.Error(w, "node API shutting down", http.StatusServiceUnavailable)
 	case errors.Is(err, ErrNotFound):
 		rl.error = err.Error()
@@ -136,7 +137,7 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 		return n, err
 	}
 	// A flush error means the client is gone: tell the backend, so it stops.
-	return n, nil
+	return n, f.rc.Flush()
 }
 
 // errLimitReached ends a backend's writes once limitBytes are sent.

@@ -149,6 +149,16 @@ func TestUnknownPathAuthenticatedIsNotFound(t *testing.T) {
 }
 
 func TestFollowStreamsLinesAsTheyCome(t *testing.T) {
+	// kube-apiserver may speak either protocol to a node; they buffer differently.
+	for _, proto := range []struct {
+		name  string
+		http2 bool
+	}{{"http2", true}, {"http1", false}} {
+		t.Run(proto.name, func(t *testing.T) { testFollow(t, proto.http2) })
+	}
+}
+
+func testFollow(t *testing.T, http2 bool) {
 	pods := webPods()
 	release := make(chan struct{})
 	pods.logsFn = func(ctx context.Context, _ LogOptions, w io.Writer) error {
@@ -177,7 +187,7 @@ func TestFollowStreamsLinesAsTheyCome(t *testing.T) {
 		line string
 		err  error
 	}
-	c := h.client(nil)
+	c := h.clientProto(nil, http2)
 	first := make(chan firstLine, 1)
 	go func() {
 		resp, err := c.Do(req)
@@ -202,8 +212,8 @@ func TestFollowStreamsLinesAsTheyCome(t *testing.T) {
 		defer got.resp.Body.Close()
 	}
 	close(release)
-	if got.err != nil || got.resp.StatusCode != http.StatusOK || got.line != "first\n" {
-		t.Fatalf("first line = %q, %v; want 200 and %q", got.line, got.err, "first\n")
+	if got.err != nil || got.resp.StatusCode != http.StatusOK || got.line != "first\n" || (got.resp.ProtoMajor == 2) != http2 {
+		t.Fatalf("first line = %q, %v; want 200 and %q over HTTP/2 %t", got.line, got.err, "first\n", http2)
 	}
 	rest, err := io.ReadAll(got.r)
 	if err != nil || string(rest) != "second\n" {
