@@ -22,7 +22,7 @@ func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodS
 	// Seconds are what the API keeps: finer times would make every
 	// computation differ from what was written.
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
-	if st.StartTime == nil && rt != nil && rt.sandbox != nil {
+	if st.StartTime == nil && rt != nil && rt.sandbox != nil && rt.sandbox.CreatedAtUnixNano != 0 {
 		started := unixTime(rt.sandbox.CreatedAtUnixNano)
 		st.StartTime = &started
 	}

@@ -47,11 +47,11 @@ func TestPhase(t *testing.T) {
 }
 
 func TestContainerStatusFromRuntime(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}}
+	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}
 	pod.UID = "u1"
 	rt := &podRuntime{
-		sandbox: &runtimev1.Sandbox{Id: "sb"},
+		sandbox: &runtimev1.Sandbox{Id: "sb", CreatedAtUnixNano: 1e9},
 		containers: map[string][]*runtimev1.ContainerStatus{"app": {
 			{Name: "app", Attempt: 0, Id: "c0", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED, ExitCode: 3, Reason: "Error", FinishedAtUnixNano: 2e9},
 			{Name: "app", Attempt: 1, Id: "c1", State: runtimev1.ContainerState_CONTAINER_STATE_RUNNING, StartedAtUnixNano: 3e9, ImageRef: "sha256:abc"},
@@ -64,6 +64,9 @@ func TestContainerStatusFromRuntime(t *testing.T) {
 	}
 	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 3 {
 		t.Errorf("lastState = %+v", cs.LastTerminationState)
+	}
+	if st.HostIP != "192.0.2.7" || st.StartTime == nil || st.StartTime.Unix() != 1 {
+		t.Errorf("hostIP %q, startTime %v", st.HostIP, st.StartTime)
 	}
 	if st.Phase != corev1.PodRunning {
 		t.Errorf("phase = %s", st.Phase)

@@ -39,6 +39,16 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 		"--kubelet-client-key=" + p.key(certKubeletClient),
 		"--kubelet-certificate-authority=" + p.caCert(),
 		"--kubelet-preferred-address-types=InternalIP,Hostname",
+		// The front proxy, as kubeadm sets it up: without it, every component
+		// using delegated authentication complains of a missing CA bundle,
+		// and aggregated API servers (metrics-server) cannot trust the API server.
+		"--requestheader-client-ca-file=" + p.frontProxyCACert(),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + p.cert(certFrontProxyClient),
+		"--proxy-client-key-file=" + p.key(certFrontProxyClient),
 	}, startOptions{dir: c.paths.DataDir})
 	if err != nil {
 		return err

@@ -33,6 +33,8 @@ type certSpec struct {
 	server bool // serving certificate; otherwise a client certificate
 	dns    []string
 	ips    []net.IP
+	// frontProxy: issued by the front-proxy CA rather than the cluster CA.
+	frontProxy bool
 }
 
 var loopbackIP = net.ParseIP("127.0.0.1")
@@ -48,6 +50,7 @@ const (
 	certNodeAPI           = "node-api"
 	certSchedulerServing  = "scheduler-serving"
 	certCMServing         = "controller-manager-serving"
+	certFrontProxyClient  = "front-proxy-client"
 )
 
 func clusterCerts(nodeName string) []certSpec {
@@ -64,20 +67,35 @@ func clusterCerts(nodeName string) []certSpec {
 		{name: certNodeAPI, cn: nodeName, server: true, dns: []string{"localhost"}, ips: loopback},
 		{name: certSchedulerServing, cn: "kube-scheduler", server: true, dns: []string{"localhost"}, ips: loopback},
 		{name: certCMServing, cn: "kube-controller-manager", server: true, dns: []string{"localhost"}, ips: loopback},
+		// The API server's identity towards aggregated API servers.
+		{name: certFrontProxyClient, cn: "front-proxy-client", frontProxy: true},
 	}
 }
 
-// pki is the cluster's certificate authority and the files it issued.
-type pki struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  crypto.Signer
-	caPEM  []byte
-	caPool *x509.CertPool
+// authority is a certificate authority of the cluster.
+type authority struct {
+	name string // base name of its files
+	cert *x509.Certificate
+	key  crypto.Signer
+	pem  []byte
+	pool *x509.CertPool
 }
 
-func (p *pki) caCert() string             { return filepath.Join(p.dir, "ca.crt") }
-func (p *pki) caKeyFile() string          { return filepath.Join(p.dir, "ca.key") }
+// pki is the cluster's certificate authorities and the files they issued:
+// the cluster CA, which every client and server trusts, and the front-proxy
+// CA, which only vouches for the API server towards aggregated API servers
+// (a separate CA, since whatever it signs may claim any user in headers).
+type pki struct {
+	dir          string
+	ca           *authority
+	frontProxyCA *authority
+	caPEM        []byte         // the cluster CA's certificate
+	caPool       *x509.CertPool // the cluster CA alone
+}
+
+func (p *pki) caCert() string             { return p.cert(p.ca.name) }
+func (p *pki) caKeyFile() string          { return p.key(p.ca.name) }
+func (p *pki) frontProxyCACert() string   { return p.cert(p.frontProxyCA.name) }
 func (p *pki) cert(name string) string    { return filepath.Join(p.dir, name+".crt") }
 func (p *pki) key(name string) string     { return filepath.Join(p.dir, name+".key") }
 func (p *pki) saKey() string              { return filepath.Join(p.dir, "sa.key") }
@@ -92,14 +110,23 @@ func ensurePKI(dir string, specs []certSpec) (*pki, error) {
 		return nil, fmt.Errorf("create pki directory: %w", err)
 	}
 	p := &pki{dir: dir}
-	if err := p.loadOrCreateCA(); err != nil {
+	var err error
+	if p.ca, err = p.loadOrCreateCA("ca", "fedlet-ca"); err != nil {
 		return nil, err
 	}
+	if p.frontProxyCA, err = p.loadOrCreateCA("front-proxy-ca", "fedlet-front-proxy-ca"); err != nil {
+		return nil, err
+	}
+	p.caPEM, p.caPool = p.ca.pem, p.ca.pool
 	for _, s := range specs {
-		if p.certValid(s) {
+		ca := p.ca
+		if s.frontProxy {
+			ca = p.frontProxyCA
+		}
+		if p.certValid(s, ca) {
 			continue
 		}
-		if err := p.issue(s); err != nil {
+		if err := p.issue(s, ca); err != nil {
 			return nil, fmt.Errorf("issue certificate %s: %w", s.name, err)
 		}
 	}
@@ -109,27 +136,26 @@ func ensurePKI(dir string, specs []certSpec) (*pki, error) {
 	return p, nil
 }
 
-func (p *pki) loadOrCreateCA() error {
-	cert, key, err := loadPair(p.caCert(), p.caKeyFile())
+func (p *pki) loadOrCreateCA(name, cn string) (*authority, error) {
+	cert, key, err := loadPair(p.cert(name), p.key(name))
 	if err != nil || !cert.IsCA || time.Until(cert.NotAfter) < renewBefore {
 		// A new CA invalidates every certificate issued by the old one; they
 		// fail certValid and are issued again.
-		cert, key, err = createCA()
+		cert, key, err = createCA(cn)
 		if err != nil {
-			return fmt.Errorf("create CA: %w", err)
+			return nil, fmt.Errorf("create %s: %w", name, err)
 		}
-		if err := writePair(p.caCert(), p.caKeyFile(), cert, key); err != nil {
-			return fmt.Errorf("write CA: %w", err)
+		if err := writePair(p.cert(name), p.key(name), cert, key); err != nil {
+			return nil, fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	p.ca, p.caKey = cert, key
-	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	p.caPool = x509.NewCertPool()
-	p.caPool.AddCert(cert)
-	return nil
+	a := &authority{name: name, cert: cert, key: key, pool: x509.NewCertPool()}
+	a.pem = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	a.pool.AddCert(cert)
+	return a, nil
 }
 
-func createCA() (*x509.Certificate, crypto.Signer, error) {
+func createCA(cn string) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -141,7 +167,7 @@ func createCA() (*x509.Certificate, crypto.Signer, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "fedlet-ca"},
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(caValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -157,8 +183,8 @@ func createCA() (*x509.Certificate, crypto.Signer, error) {
 }
 
 // certValid says whether the files of s exist, match each other, are signed
-// by the current CA for the right use, and are not about to expire.
-func (p *pki) certValid(s certSpec) bool {
+// by ca for the right use, and are not about to expire.
+func (p *pki) certValid(s certSpec, ca *authority) bool {
 	cert, _, err := loadPair(p.cert(s.name), p.key(s.name))
 	if err != nil || time.Until(cert.NotAfter) < renewBefore {
 		return false
@@ -167,11 +193,11 @@ func (p *pki) certValid(s certSpec) bool {
 	if s.server {
 		usage = x509.ExtKeyUsageServerAuth
 	}
-	_, err = cert.Verify(x509.VerifyOptions{Roots: p.caPool, KeyUsages: []x509.ExtKeyUsage{usage}})
+	_, err = cert.Verify(x509.VerifyOptions{Roots: ca.pool, KeyUsages: []x509.ExtKeyUsage{usage}})
 	return err == nil
 }
 
-func (p *pki) issue(s certSpec) error {
+func (p *pki) issue(s certSpec, ca *authority) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -194,7 +220,7 @@ func (p *pki) issue(s certSpec) error {
 	if s.server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, key.Public(), p.caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {
 		return err
 	}

@@ -42,8 +42,15 @@ func TestPKIIssuesEveryCertificateFromOneCA(t *testing.T) {
 		if s.server {
 			usage = x509.ExtKeyUsageServerAuth
 		}
-		if _, err := cert.Verify(x509.VerifyOptions{Roots: p.caPool, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-			t.Errorf("%s does not verify against the CA for %v: %v", s.name, usage, err)
+		ca, other := p.ca, p.frontProxyCA
+		if s.frontProxy {
+			ca, other = other, ca
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: ca.pool, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			t.Errorf("%s does not verify against %s for %v: %v", s.name, ca.name, usage, err)
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: other.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+			t.Errorf("%s verifies against %s too", s.name, other.name)
 		}
 		if _, _, err := loadPair(p.cert(s.name), p.key(s.name)); err != nil {
 			t.Errorf("%s: %v", s.name, err)

@@ -38,7 +38,10 @@ type Options struct {
 	Logger *slog.Logger
 	// LogDriver is the executable the runc shim starts to write a
 	// container's logs, invoked as `LogDriver log-driver FILE`; empty means
-	// this process's own executable.
+	// this process's own executable. A program embedding the Backend (a
+	// test binary, say) must then dispatch IsLogDriver/RunLogDriver first
+	// thing in its main or TestMain, or point LogDriver at the built
+	// fedlet-runtime-containerd.
 	LogDriver string
 }
 

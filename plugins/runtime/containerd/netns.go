@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -31,10 +32,41 @@ func ensureNetns(name string) (string, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("remove stale %s: %w", path, err)
 	}
+	if err := shareNetnsDir(); err != nil {
+		return "", fmt.Errorf("prepare %s: %w", netnsDir, err)
+	}
 	if err := createNetns(name); err != nil {
 		return "", fmt.Errorf("create network namespace %s: %w", path, err)
 	}
 	return path, nil
+}
+
+var netnsDirMu sync.Mutex
+
+// shareNetnsDir makes netnsDir a shared mount of its own, as `ip netns`
+// does. Otherwise the first `ip netns` run on the host bind-mounts the
+// directory over itself, hiding the namespaces mounted before under copies:
+// unmounting a copy then leaves the original, and the file cannot be
+// removed. Shared, the directory's mounts and unmounts also reach the mount
+// namespaces made from the host's (containers being created).
+func shareNetnsDir() error {
+	netnsDirMu.Lock()
+	defer netnsDirMu.Unlock()
+	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if err == nil || !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	// EINVAL: not a mount point yet.
+	if err := unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mount: %w", err)
+	}
+	if err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make shared: %w", err)
+	}
+	return nil
 }
 
 // isNetns says whether path is a mounted network namespace.
@@ -99,6 +131,10 @@ func loopbackUp() error {
 	return nil
 }
 
+// errNetnsPinned says a namespace's file stays because a mount of it
+// remains out of reach (see shareNetnsDir).
+var errNetnsPinned = errors.New("still mounted where it cannot be unmounted; the file stays")
+
 // removeNetns unmounts and removes the named namespace; a missing one is
 // not an error.
 func removeNetns(name string) error {
@@ -107,6 +143,9 @@ func removeNetns(name string) error {
 		return fmt.Errorf("unmount network namespace %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("network namespace %s: %w", path, errNetnsPinned)
+		}
 		return fmt.Errorf("remove network namespace %s: %w", path, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sort"
 	"strconv"
@@ -175,7 +176,10 @@ func (s *session) removeSandbox(ctx context.Context, node, podUID string) error 
 	if err := s.removeSnapshots(ctx, podUID); err != nil {
 		return err
 	}
-	if err := removeNetns(netnsName(podUID)); err != nil {
+	if err := removeNetns(netnsName(podUID)); errors.Is(err, errNetnsPinned) {
+		// Nothing runs in it any more; failing would only stall the agent.
+		s.logger.Warn("network namespace left behind", "uid", podUID, "err", err)
+	} else if err != nil {
 		return status.Errorf(codes.Internal, "remove sandbox of pod %s: %v", podUID, err)
 	}
 	for _, dir := range []string{s.podDir(podUID), s.logDir(podUID, "")} {
