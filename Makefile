@@ -26,7 +26,7 @@ build:
 
 # Unit tests, then the end-to-end tests against the real stack (one package
 # at a time: each starts its own cluster on the same ports).
-test: deps build components
+test: deps build components etcd
 	$(MAKE) unit-test e2e-test
 
 unit-test:

@@ -63,4 +63,3 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	klog.SetSlogLogger(log)
 	return log, nil
 }
-

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,6 +101,10 @@ func (c *Cluster) startAgent(ctx context.Context) error {
 		return fmt.Errorf("create runtime state directory: %w", err)
 	}
 	c.progress("starting the fedlet agent (node %s)…", c.opts.NodeName)
+	// The Node of an earlier run is still there, Ready until the controller
+	// manager notices it is stale: only a heartbeat from this agent counts.
+	// (Heartbeats are stored to the second.)
+	started := time.Now().Truncate(time.Second)
 	ch, err := c.start("agent", []string{"agent", "--config", c.paths.AgentConfig}, startOptions{
 		path: c.opts.FedletBinary,
 		dir:  c.paths.DataDir,
@@ -116,12 +121,16 @@ func (c *Cluster) startAgent(ctx context.Context) error {
 			return err
 		}
 		for _, cond := range node.Status.Conditions {
-			if cond.Type == corev1.NodeReady {
-				if cond.Status == corev1.ConditionTrue {
-					return nil
-				}
+			if cond.Type != corev1.NodeReady {
+				continue
+			}
+			switch {
+			case cond.LastHeartbeatTime.Time.Before(started):
+				return fmt.Errorf("node %s has no heartbeat from this agent yet", c.opts.NodeName)
+			case cond.Status != corev1.ConditionTrue:
 				return fmt.Errorf("node %s is not Ready: %s", c.opts.NodeName, cond.Message)
 			}
+			return nil
 		}
 		return fmt.Errorf("node %s has no Ready condition yet", c.opts.NodeName)
 	})

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // modulePath identifies the fedlet source tree, which can build what is missing.
@@ -167,6 +169,11 @@ func ensureComponents(ctx context.Context, opts Options) error {
 	fmt.Fprintf(opts.Progress, "$ %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = opts.Progress, opts.Progress
+	// make and the go commands under it are one process group, so that an
+	// interrupted fedlet up stops the whole build, not make alone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build %s: %s: %w", strings.Join(missing, ", "), strings.Join(args, " "), err)
 	}

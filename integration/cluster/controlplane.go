@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // serviceCIDR is the Service IP range; its first address, 10.0.0.1, is the
@@ -116,6 +118,17 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 		}
 		c.progress("%s ready in %.1fs", w.ch.name, took.Seconds())
 	}
+	// Pods are refused until the controller manager has made the
+	// namespace's "default" ServiceAccount; a user told the cluster is up
+	// must be able to run one at once.
+	took, err := waitReady(ctx, cm, time.Minute, func(ctx context.Context) error {
+		_, err := c.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("wait for the default ServiceAccount: %w", err)
+	}
+	c.progress("service account default/default ready in %.1fs", took.Seconds())
 	return nil
 }
 
