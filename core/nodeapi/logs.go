@@ -3,7 +3,6 @@ package nodeapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -47,24 +46,7 @@ var ErrNotFound = errors.New("not found")
 // containerLogs serves GET /containerLogs/{namespace}/{pod}/{container}.
 func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	namespace, pod, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
-	rl := requestLogOf(r)
-	rl.pod = namespace + "/" + pod
-	u, ok := userOf(r.Context())
-	if !ok {
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-
-	// A pod this agent does not know is checked against every node (an empty name): a caller
-	// allowed on all nodes, like kube-apiserver, learns it is not here (404); a caller allowed
-	// on some nodes only gets 403, and cannot probe which pods the agent runs.
-	node, known := s.pods.NodeOf(namespace, pod)
-	rl.node = node
-	if !s.authorize(w, r, nodeProxyAttributes(u, r, node)) {
-		return
-	}
-	if !known {
-		http.Error(w, fmt.Sprintf("pod %s/%s not found", namespace, pod), http.StatusNotFound)
+	if !s.authorizePod(w, r, namespace, pod) {
 		return
 	}
 

@@ -147,6 +147,8 @@ func serverTLS(cfg Config) (*tls.Config, error) {
 func (s *Server) routes() http.Handler {
 	authenticated := http.NewServeMux()
 	authenticated.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.containerLogs)
+	authenticated.HandleFunc("GET /exec/{namespace}/{pod}/{container}", s.exec)
+	authenticated.HandleFunc("POST /exec/{namespace}/{pod}/{container}", s.exec)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)

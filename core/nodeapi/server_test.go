@@ -143,8 +143,15 @@ func TestBackendErrorIsInternal(t *testing.T) {
 
 func TestUnknownPathAuthenticatedIsNotFound(t *testing.T) {
 	h := startServer(t, webPods())
-	if status, _ := h.get(h.client(nil), "/exec/default/web/app", "token-admin"); status != http.StatusNotFound {
-		t.Fatalf("GET /exec = %d, want 404", status)
+	if status, _ := h.get(h.client(nil), "/run/default/web/app", "token-admin"); status != http.StatusNotFound {
+		t.Fatalf("GET /run = %d, want 404", status)
+	}
+}
+
+func TestExecWithoutExecerIsNotImplemented(t *testing.T) {
+	h := startServer(t, webPods())
+	if status, _ := h.get(h.client(nil), "/exec/default/web/app?command=true", "token-admin"); status != http.StatusNotImplemented {
+		t.Fatalf("GET /exec from an agent that cannot exec = %d, want 501", status)
 	}
 }
 

@@ -43,6 +43,7 @@ const (
 	Runtime_RemoveContainer_FullMethodName = "/fedlet.runtime.v1.Runtime/RemoveContainer"
 	Runtime_WatchContainers_FullMethodName = "/fedlet.runtime.v1.Runtime/WatchContainers"
 	Runtime_ContainerLogs_FullMethodName   = "/fedlet.runtime.v1.Runtime/ContainerLogs"
+	Runtime_Exec_FullMethodName            = "/fedlet.runtime.v1.Runtime/Exec"
 )
 
 // RuntimeClient is the client API for Runtime service.
@@ -81,6 +82,12 @@ type RuntimeClient interface {
 	WatchContainers(ctx context.Context, in *WatchContainersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ContainerStatus], error)
 	// ContainerLogs streams a container's output in the kubelet's format.
 	ContainerLogs(ctx context.Context, in *ContainerLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
+	// Exec runs a command in a running container. The first request is an
+	// ExecStart; later ones carry stdin, its end, and terminal resizes. The
+	// responses carry the command's output and, last, its exit code. A
+	// container that does not run gets FailedPrecondition; an unknown one
+	// NotFound.
+	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
 }
 
 type runtimeClient struct {
@@ -229,6 +236,19 @@ func (c *runtimeClient) ContainerLogs(ctx context.Context, in *ContainerLogsRequ
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_ContainerLogsClient = grpc.ServerStreamingClient[LogChunk]
 
+func (c *runtimeClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Runtime_ServiceDesc.Streams[2], Runtime_Exec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecRequest, ExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_ExecClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
+
 // RuntimeServer is the server API for Runtime service.
 // All implementations must embed UnimplementedRuntimeServer
 // for forward compatibility.
@@ -265,6 +285,12 @@ type RuntimeServer interface {
 	WatchContainers(*WatchContainersRequest, grpc.ServerStreamingServer[ContainerStatus]) error
 	// ContainerLogs streams a container's output in the kubelet's format.
 	ContainerLogs(*ContainerLogsRequest, grpc.ServerStreamingServer[LogChunk]) error
+	// Exec runs a command in a running container. The first request is an
+	// ExecStart; later ones carry stdin, its end, and terminal resizes. The
+	// responses carry the command's output and, last, its exit code. A
+	// container that does not run gets FailedPrecondition; an unknown one
+	// NotFound.
+	Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
 	mustEmbedUnimplementedRuntimeServer()
 }
 
@@ -310,6 +336,9 @@ func (UnimplementedRuntimeServer) WatchContainers(*WatchContainersRequest, grpc.
 }
 func (UnimplementedRuntimeServer) ContainerLogs(*ContainerLogsRequest, grpc.ServerStreamingServer[LogChunk]) error {
 	return status.Error(codes.Unimplemented, "method ContainerLogs not implemented")
+}
+func (UnimplementedRuntimeServer) Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method Exec not implemented")
 }
 func (UnimplementedRuntimeServer) mustEmbedUnimplementedRuntimeServer() {}
 func (UnimplementedRuntimeServer) testEmbeddedByValue()                 {}
@@ -534,6 +563,13 @@ func _Runtime_ContainerLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_ContainerLogsServer = grpc.ServerStreamingServer[LogChunk]
 
+func _Runtime_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RuntimeServer).Exec(&grpc.GenericServerStream[ExecRequest, ExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_ExecServer = grpc.BidiStreamingServer[ExecRequest, ExecResponse]
+
 // Runtime_ServiceDesc is the grpc.ServiceDesc for Runtime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -592,6 +628,12 @@ var Runtime_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ContainerLogs",
 			Handler:       _Runtime_ContainerLogs_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Exec",
+			Handler:       _Runtime_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "plugins/proto/runtime/v1/runtime.proto",
