@@ -1,8 +1,10 @@
 package nodeapi
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 )
@@ -94,6 +96,15 @@ func (r *recorder) FlushError() error {
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack passes the connection on for exec's protocol upgrade (SPDY, WebSocket): the streaming
+// library asks for http.Hijacker directly, not through http.ResponseController.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if r.status == 0 {
+		r.status = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
 
 func (r *recorder) statusCode() int {
 	if r.status == 0 {

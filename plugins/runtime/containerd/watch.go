@@ -5,6 +5,7 @@ import (
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -20,6 +21,10 @@ func (b *Backend) WatchContainers(req *runtimev1.WatchContainersRequest, stream 
 	}
 	w := s.watch.add(req.GetNode())
 	defer s.watch.remove(w)
+	// The protocol's promise: headers go out once the watch is registered.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case st := <-w.ch:

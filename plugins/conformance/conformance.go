@@ -1,0 +1,182 @@
+// Package conformance is fedlet's conformance kit for runtime plugins: it
+// launches a plugin binary through the agent's own plugin host (go-plugin,
+// AutoMTLS, the handshake, protocol version negotiation, Describe then
+// Configure) and checks, one rule of the runtime protocol at a time, that the
+// plugin behaves as the agent relies on it to.
+//
+// The `fedlet plugin conform` command runs it and prints a report; a Go test
+// runs it with Test, one subtest per check.
+//
+// Each check makes its own pods, with fresh random UIDs, and removes them
+// when it ends, whatever its result. The checks run one after the other
+// against one plugin process (one of them kills it and lets the host restart
+// it), on one node that the plugin is configured to serve.
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultNode    = "conformance-node"
+	DefaultTimeout = time.Minute
+)
+
+// Config says which plugin to check, and how.
+type Config struct {
+	// Plugin is the path of the plugin binary. The kit's plugin host looks
+	// for it in its directory, under its base name, as the agent's does.
+	Plugin string
+	// Checksum, when set, pins the binary: "sha256:<64 hex digits>".
+	Checksum string
+	// PluginConfig is the plugin's own configuration (JSON), handed to
+	// Configure as the agent's config file would.
+	PluginConfig []byte
+	// Node is the node every call names; DefaultNode when empty.
+	Node string
+	// Image is an image the backend can pull and run, with a POSIX shell and
+	// the echo and sleep commands at the front of its PATH (busybox does).
+	Image string
+	// Timeout bounds each call to the plugin, and each wait for a container
+	// to reach a state; DefaultTimeout when zero.
+	Timeout time.Duration
+	// Run, when set, selects the checks whose names it matches.
+	Run *regexp.Regexp
+	// Log receives the plugin host's records and the plugin's own; nil
+	// discards them.
+	Log *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Plugin == "" {
+		return c, errors.New("conformance: no plugin binary given")
+	}
+	if c.Node == "" {
+		c.Node = DefaultNode
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c, nil
+}
+
+// Check is one rule of the runtime protocol and the way the kit verifies it.
+type Check struct {
+	// Name is short, lower-case and hyphenated ("logs-follow").
+	Name string
+	// Rule is the protocol rule the check verifies, as the protocol states
+	// it.
+	Rule string
+
+	run func(*probe)
+}
+
+// Checks returns every check of the kit, in the order they run.
+func Checks() []Check {
+	var all []Check
+	for _, group := range [][]Check{
+		pluginChecks, sandboxChecks, imageChecks, containerChecks,
+		logChecks, stopChecks, restartChecks, badInputChecks,
+	} {
+		all = append(all, group...)
+	}
+	return all
+}
+
+func selectChecks(run *regexp.Regexp) []Check {
+	var out []Check
+	for _, c := range Checks() {
+		if run == nil || run.MatchString(c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Outcome is the result of one check.
+type Outcome struct {
+	Check Check
+	// Err says why the check failed; nil when it passed.
+	Err      error
+	Duration time.Duration
+}
+
+// Passed says whether the check passed.
+func (o Outcome) Passed() bool { return o.Err == nil }
+
+// Result is the outcome of every check that ran, in order.
+type Result struct {
+	Outcomes []Outcome
+}
+
+// Passed counts the checks that passed.
+func (r Result) Passed() int {
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.Passed() {
+			n++
+		}
+	}
+	return n
+}
+
+// Failed counts the checks that failed.
+func (r Result) Failed() int { return len(r.Outcomes) - r.Passed() }
+
+// OK says whether every check passed (and at least one ran).
+func (r Result) OK() bool { return len(r.Outcomes) > 0 && r.Failed() == 0 }
+
+// Summary is "N passed, M failed".
+func (r Result) Summary() string {
+	return fmt.Sprintf("%d passed, %d failed", r.Passed(), r.Failed())
+}
+
+// Reporter is told the outcome of each check as soon as it is known.
+type Reporter interface {
+	Report(Outcome)
+}
+
+// ReporterFunc turns a function into a Reporter.
+type ReporterFunc func(Outcome)
+
+// Report calls f.
+func (f ReporterFunc) Report(o Outcome) { f(o) }
+
+// Run launches the plugin, runs the selected checks against it one by one,
+// telling report (which may be nil) of each outcome, stops the plugin and
+// returns every outcome. A plugin that cannot be launched fails the checks
+// that stage concerns and every check after it, with the reason.
+func Run(ctx context.Context, cfg Config, report Reporter) Result {
+	if report == nil {
+		report = ReporterFunc(func(Outcome) {})
+	}
+	checks := selectChecks(cfg.Run)
+	var res Result
+	add := func(o Outcome) {
+		res.Outcomes = append(res.Outcomes, o)
+		report.Report(o)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		for _, c := range checks {
+			add(Outcome{Check: c, Err: err})
+		}
+		return res
+	}
+	s := newSuite(ctx, cfg)
+	defer s.close()
+	for _, c := range checks {
+		add(s.run(ctx, c))
+	}
+	return res
+}

@@ -1,0 +1,144 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/fedlet/fedlet/core/pluginhost"
+)
+
+// suite is one run of the kit: the plugin process, launched once, and the
+// checks run against it in turn.
+type suite struct {
+	cfg      Config
+	plugin   *plugin     // nil when the start failed
+	startErr *startError // why, when it did
+}
+
+func newSuite(ctx context.Context, cfg Config) *suite {
+	s := &suite{cfg: cfg}
+	p, err := startPlugin(ctx, cfg)
+	if err != nil {
+		var se *startError
+		if !errors.As(err, &se) {
+			se = &startError{stageHandshake, err}
+		}
+		s.startErr = se
+		return s
+	}
+	s.plugin = p
+	return s
+}
+
+func (s *suite) close() error {
+	if s.plugin == nil {
+		return nil
+	}
+	return s.plugin.stop()
+}
+
+// run runs one check in a goroutine of its own, so that a failure can end it
+// at once (as t.FailNow does), then runs its cleanups.
+func (s *suite) run(ctx context.Context, c Check) Outcome {
+	p := &probe{suite: s, check: c, ctx: ctx}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer p.runCleanups()
+		defer func() {
+			if r := recover(); r != nil {
+				p.errs = append(p.errs, fmt.Errorf("the kit itself failed (a bug in the kit): %v\n%s", r, debug.Stack()))
+			}
+		}()
+		if c.run == nil {
+			p.Fatalf("the check has nothing to run")
+		}
+		if s.plugin != nil {
+			// A check never pays for a crash the one before it caused.
+			if _, err := s.waitUp(ctx); err != nil {
+				p.Fatalf("not run: %v", err)
+			}
+		}
+		c.run(p)
+	}()
+	<-done
+	return Outcome{Check: c, Err: errors.Join(p.errs...), Duration: time.Since(start)}
+}
+
+// waitUp waits until the plugin host has a live process up: at once, unless
+// the process died and is being restarted. It returns what the host said
+// of the death it waited through, if any.
+func (s *suite) waitUp(ctx context.Context) (down string, err error) {
+	events, unsubscribe := s.plugin.rt.Subscribe()
+	defer unsubscribe()
+	timeout := time.NewTimer(2 * s.cfg.Timeout)
+	defer timeout.Stop()
+	var last pluginhost.Event
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return down, errors.New("the plugin host has stopped the plugin")
+			}
+			// A process that died is still Started until the host notices;
+			// its Down and the next Started follow.
+			if ev.Kind == pluginhost.Started && len(s.plugin.livePids()) > 0 {
+				return down, nil
+			}
+			if ev.Kind == pluginhost.Down && down == "" {
+				down = ev.Message
+			}
+			last = ev
+		case <-timeout.C:
+			return down, fmt.Errorf("the plugin has been down for %v: %s: %s", 2*s.cfg.Timeout, last.Reason, last.Message)
+		case <-ctx.Done():
+			return down, ctx.Err()
+		}
+	}
+}
+
+// requirePlugin ends the check when the plugin did not start: there is
+// nothing to call.
+func (p *probe) requirePlugin() {
+	if p.suite.plugin == nil {
+		p.Fatalf("not run: the plugin did not start (%s failed): %v", p.suite.startErr.stage, p.suite.startErr.err)
+	}
+}
+
+// Fatalf records a failure and ends the check; its cleanups still run.
+func (p *probe) Fatalf(format string, args ...any) {
+	p.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+// Errorf records a failure; the check goes on.
+func (p *probe) Errorf(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+// cleanup registers f to run when the check ends, last registered first. A
+// cleanup that fails fails the check: removing what a check made is part of
+// the protocol too.
+func (p *probe) cleanup(f func(ctx context.Context) error) {
+	p.cleanups = append(p.cleanups, f)
+}
+
+func (p *probe) runCleanups() {
+	if len(p.cleanups) > 0 && p.suite.plugin != nil {
+		// A plugin the check crashed is restarted before it cleans up.
+		_, _ = p.suite.waitUp(context.WithoutCancel(p.ctx))
+	}
+	for i := len(p.cleanups) - 1; i >= 0; i-- {
+		// Cleanups run even when the caller's context has ended.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), p.suite.cfg.Timeout)
+		if err := p.cleanups[i](ctx); err != nil {
+			p.errs = append(p.errs, fmt.Errorf("cleanup: %w", err))
+		}
+		cancel()
+	}
+}

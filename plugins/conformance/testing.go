@@ -1,0 +1,41 @@
+package conformance
+
+import (
+	"context"
+	"testing"
+)
+
+// Test runs the kit from a Go test: it launches the plugin, runs each
+// selected check as a subtest (t.Run with the check's name), and stops the
+// plugin when t ends. A check that fails fails its subtest with the reason
+// and the rule it verifies.
+//
+// A plugin author's test is one line, with a cfg naming the built binary:
+//
+//	func TestConformance(t *testing.T) { conformance.Test(t, cfg) }
+func Test(t *testing.T, cfg Config) Result {
+	t.Helper()
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newSuite(ctx, cfg)
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Errorf("stop the plugin: %v", err)
+		}
+	}()
+	var res Result
+	for _, c := range selectChecks(cfg.Run) {
+		t.Run(c.Name, func(t *testing.T) {
+			o := s.run(t.Context(), c)
+			res.Outcomes = append(res.Outcomes, o)
+			if o.Err != nil {
+				t.Errorf("%v\n(rule: %s)", o.Err, c.Rule)
+			}
+		})
+	}
+	return res
+}
