@@ -35,6 +35,8 @@ type Cluster struct {
 
 	containerd *child // nil until started; its containers are removed before it stops
 	agent      *child
+	apiServer  *child
+	etcdURL    string // where the API server finds the datastore
 
 	stopOnce sync.Once
 	stopErr  error
@@ -142,6 +144,7 @@ func (c *Cluster) bringUp(ctx context.Context) error {
 	if err != nil || c.opts.Until < PartAPIServer {
 		return err
 	}
+	c.etcdURL = etcdURL
 	if err := c.startAPIServer(ctx, etcdURL); err != nil || c.opts.Until < PartControllers {
 		return err
 	}

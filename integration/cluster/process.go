@@ -176,6 +176,15 @@ func (s *supervisor) start(name, path string, args []string, o startOptions) (*c
 // stop ends a child: SIGTERM, then SIGKILL to its whole process group after
 // timeout. Whatever else is left in its group is killed too.
 func (c *child) stop(timeout time.Duration) error {
+	err := c.stopLeader(timeout)
+	// The group outlives its leader while any member lives: sweep it.
+	syscall.Kill(-c.pid(), syscall.SIGKILL)
+	return err
+}
+
+// stopLeader ends the child alone (SIGTERM, SIGKILL after timeout), leaving
+// the rest of its process group alive.
+func (c *child) stopLeader(timeout time.Duration) error {
 	c.stopping.Store(true)
 	var err error
 	select {
@@ -189,12 +198,10 @@ func (c *child) stop(timeout time.Duration) error {
 		case <-c.done:
 		case <-time.After(timeout):
 			err = fmt.Errorf("stop %s: still running after %v, killed", c.name, timeout)
-			syscall.Kill(-c.pid(), syscall.SIGKILL)
+			syscall.Kill(c.pid(), syscall.SIGKILL)
 			<-c.done
 		}
 	}
-	// The group outlives its leader while any member lives: sweep it.
-	syscall.Kill(-c.pid(), syscall.SIGKILL)
 	return err
 }
 
@@ -255,6 +262,19 @@ func tailFile(path string, n int) string {
 }
 
 // started lists the children in the order they were started.
+// replace puts the restarted child in the place of the old one, which has
+// exited, so that the stop order stays the start order.
+func (s *supervisor) replace(old, restarted *child) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.children = slices.DeleteFunc(s.children, func(c *child) bool { return c == restarted })
+	if i := slices.Index(s.children, old); i >= 0 {
+		s.children[i] = restarted
+		return
+	}
+	s.children = append(s.children, restarted)
+}
+
 func (s *supervisor) started() []*child {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -89,3 +89,26 @@ func countMatching(t *testing.T, path string, match func(string) bool) int {
 	}
 	return n
 }
+
+// taskPIDs maps each running container of the pod (by containerd ID) to its
+// main process's PID, straight from containerd.
+func taskPIDs(t *testing.T, uid string) map[string]uint32 {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "fedlet")
+	client, err := containerd.New(env.Paths().ContainerdSocket)
+	if err != nil {
+		t.Fatalf("connect to containerd: %v", err)
+	}
+	defer client.Close()
+	ctrs, err := client.Containers(ctx, `labels."`+runtime.LabelPodUID+`"==`+uid)
+	if err != nil {
+		t.Fatalf("list containers: %v", err)
+	}
+	pids := map[string]uint32{}
+	for _, c := range ctrs {
+		if task, err := c.Task(ctx, nil); err == nil {
+			pids[c.ID()] = task.Pid()
+		}
+	}
+	return pids
+}
