@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -21,15 +23,21 @@ import (
 )
 
 func main() {
-	pods := flag.Int("pods", 50, "pods (and floor containers) per measurement")
+	pods := flag.Int("pods", 50, "pods (and floor containers) per latency and churn measurement")
+	memory := flag.String("memory", "100,500", "running-pod counts at which to measure the agent's memory")
 	flag.Parse()
-	if err := run(*pods); err != nil {
+	levels, err := parseLevels(*memory)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -memory:", err)
+		os.Exit(2)
+	}
+	if err := run(*pods, levels); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int) error {
+func run(n int, memoryLevels []int) error {
 	wd, _ := os.Getwd()
 	root, ok := cluster.FindSourceRoot(wd)
 	if !ok {
@@ -74,10 +82,41 @@ func run(n int) error {
 	if err != nil {
 		return fmt.Errorf("pods one at a time: %w", err)
 	}
-	burst, mem, err := b.podsAtOnce(ctx)
+	burst, err := b.podsAtOnce(ctx)
 	if err != nil {
 		return fmt.Errorf("pods at once: %w", err)
 	}
-	b.report(floor, serial, burst, mem)
+	floorRate, err := b.floorChurn(ctx)
+	if err != nil {
+		return fmt.Errorf("floor churn: %w", err)
+	}
+	podRate, err := b.podChurn(ctx)
+	if err != nil {
+		return fmt.Errorf("pod churn: %w", err)
+	}
+	var mem []memory
+	for _, level := range memoryLevels {
+		m, err := b.memoryAt(ctx, level)
+		if err != nil {
+			return fmt.Errorf("memory with %d pods: %w", level, err)
+		}
+		mem = append(mem, m)
+	}
+	b.report(floor, serial, burst, floorRate, podRate, mem)
 	return nil
+}
+
+func parseLevels(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a pod count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

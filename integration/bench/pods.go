@@ -71,30 +71,44 @@ func (b *bench) podsOneAtATime(ctx context.Context) ([]time.Duration, error) {
 	return out, b.deletePods(ctx)
 }
 
-// memory is the agent's and the plugin's resident memory before and with pods.
+func (b *bench) podsAtOnce(ctx context.Context) ([]time.Duration, error) {
+	lat, err := b.startPods(ctx, podNames("burst", b.n), 16)
+	if err != nil {
+		return nil, err
+	}
+	return lat, b.deletePods(ctx)
+}
+
+// memory is the agent's and the plugin's resident memory, idle and with pods running.
 type memory struct {
+	pods                                             int
 	agentBefore, agentWith, pluginBefore, pluginWith int64
 }
 
-func (b *bench) podsAtOnce(ctx context.Context) ([]time.Duration, memory, error) {
-	var mem memory
+// memoryAt reads the memory of the agent and its plugin, idle and then with
+// that many pods running.
+func (b *bench) memoryAt(ctx context.Context, pods int) (memory, error) {
+	mem := memory{pods: pods}
 	var err error
 	if mem.agentBefore, mem.pluginBefore, err = rss(b.cluster); err != nil {
-		return nil, mem, err
+		return mem, err
 	}
-	names := make([]string, b.n)
-	for i := range names {
-		names[i] = fmt.Sprintf("burst-%03d", i)
+	if _, err := b.startPods(ctx, podNames(fmt.Sprintf("mem%d", pods), pods), 16); err != nil {
+		return mem, err
 	}
-	lat, err := b.startPods(ctx, names, 16)
-	if err != nil {
-		return nil, mem, err
-	}
-	time.Sleep(2 * time.Second) // let the agent settle before reading its memory
+	time.Sleep(5 * time.Second) // let the agent settle before reading its memory
 	if mem.agentWith, mem.pluginWith, err = rss(b.cluster); err != nil {
-		return nil, mem, err
+		return mem, err
 	}
-	return lat, mem, b.deletePods(ctx)
+	return mem, b.deletePods(ctx)
+}
+
+func podNames(prefix string, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%03d", prefix, i)
+	}
+	return names
 }
 
 // startPods creates the pods with that many creates in flight and returns,
