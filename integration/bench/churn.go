@@ -25,6 +25,10 @@ const churnInFlight = 8
 // so both sides measure the same graceful stop.
 var stopsOnTerm = []string{"sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"}
 
+// churnGrace bounds both sides' stop: a SIGTERM that arrives before the
+// shell has set its trap is ignored (it is PID 1), and SIGKILL follows.
+const churnGrace = 2 * time.Second
+
 // churn runs n cycles, churnInFlight at a time, and returns cycles per second.
 func churn(ctx context.Context, n int, cycle func(ctx context.Context, i int) error) (float64, error) {
 	start := time.Now()
@@ -82,7 +86,12 @@ func (b *bench) floorChurn(ctx context.Context) (float64, error) {
 		if err := task.Kill(ctx, syscall.SIGTERM); err != nil {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
-		<-exited
+		select {
+		case <-exited:
+		case <-time.After(churnGrace):
+			_ = task.Kill(ctx, syscall.SIGKILL)
+			<-exited
+		}
 		teardown(ctx, ctr, task)
 		return nil
 	})
@@ -102,7 +111,7 @@ func (b *bench) podChurn(ctx context.Context) (float64, error) {
 		defer w.Stop()
 		pod := b.pod(name)
 		pod.Spec.Containers[0].Command = stopsOnTerm
-		pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](30)
+		pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](int64(churnGrace.Seconds()))
 		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}

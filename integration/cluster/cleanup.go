@@ -199,3 +199,28 @@ func unescapeMountinfo(s string) string {
 	}
 	return b.String()
 }
+
+// killShims kills the runc shims still serving the containerd at socket.
+// They run in sessions of their own, so stopping containerd's process group
+// does not reach them.
+func killShims(socket string) error {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return fmt.Errorf("list processes: %w", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if filepath.Base(argv[0]) == "containerd-shim-runc-v2" && slices.Contains(argv, socket) {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	return nil
+}

@@ -224,6 +224,9 @@ func (c *Cluster) stopContainerd(ctx context.Context) error {
 	}
 	c.progress("stopping containerd…")
 	errs = append(errs, c.containerd.stop(stopTimeout))
+	// A shim whose task was just deleted may not have been told to exit
+	// before containerd stopped: it would stay forever.
+	errs = append(errs, killShims(c.paths.ContainerdSocket))
 	for _, dir := range []string{c.paths.Containerd, c.paths.RuntimeState} {
 		errs = append(errs, unmountUnder(dir))
 	}

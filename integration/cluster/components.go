@@ -30,6 +30,7 @@ var makeTarget = map[string]string{
 	"registry":                  "$(BIN)/registry",
 	"fedlet":                    "build",
 	"fedlet-runtime-containerd": "build",
+	"fedlet-log-driver":         "build",
 }
 
 // requiredComponents are the binaries the parts up to opts.Until run.
@@ -54,7 +55,7 @@ func requiredComponents(opts Options) []string {
 		names = append(names, "containerd", "containerd-shim-runc-v2")
 	}
 	if opts.Until >= PartAgent {
-		names = append(names, "fedlet-runtime-containerd")
+		names = append(names, "fedlet-runtime-containerd", "fedlet-log-driver")
 	}
 	return names
 }
