@@ -1,9 +1,10 @@
 // Command fedlet-runtime-containerd is fedlet's runtime plugin for a
 // containerd host. The agent launches it; run by hand it only says so.
 //
-// The runc shim also starts this executable, as
-// `fedlet-runtime-containerd log-driver FILE`, to write a container's logs:
-// that mode is dispatched before anything else.
+// The runc shim starts fedlet-log-driver, found beside this executable, to
+// write a container's logs. Without it, the shim starts this executable
+// instead, as `fedlet-runtime-containerd log-driver FILE`: that mode is
+// dispatched before anything else.
 package main
 
 import (

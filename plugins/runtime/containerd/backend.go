@@ -6,9 +6,10 @@
 // carries labels naming its node, pod and container (see the Label
 // constants) and containerd IDs are derived from (pod UID, container name,
 // attempt), so a restarted plugin lists containerd and adopts what it finds.
-// Container output goes through containerd's binary logging to this very
-// executable, re-invoked as a log driver (see LogDriverArg), so logs keep
-// being written while the plugin process is down.
+// Container output goes through containerd's binary logging to a log driver
+// process the shim owns (fedlet-log-driver beside this executable, or this
+// very executable re-invoked; see LogDriverArg), so logs keep being written
+// while the plugin process is down.
 package containerd
 
 import (
@@ -38,10 +39,11 @@ type Options struct {
 	Logger *slog.Logger
 	// LogDriver is the executable the runc shim starts to write a
 	// container's logs, invoked as `LogDriver log-driver FILE`; empty means
-	// this process's own executable. A program embedding the Backend (a
+	// LogDriverBinary beside this process's executable if it is there, and
+	// the executable itself otherwise. A program embedding the Backend (a
 	// test binary, say) must then dispatch IsLogDriver/RunLogDriver first
-	// thing in its main or TestMain, or point LogDriver at the built
-	// fedlet-runtime-containerd.
+	// thing in its main or TestMain, or point LogDriver at a built
+	// fedlet-log-driver.
 	LogDriver string
 }
 
@@ -93,9 +95,11 @@ func (b *Backend) Configure(ctx context.Context, req *runtimev1.ConfigureRequest
 	}
 	logDriver := b.opts.LogDriver
 	if logDriver == "" {
-		if logDriver, err = os.Executable(); err != nil {
+		self, err := os.Executable()
+		if err != nil {
 			return nil, status.Errorf(codes.Internal, "find own executable for the log driver: %v", err)
 		}
+		logDriver = findLogDriver(self)
 	}
 	s, err := newSession(cfg, req.GetNodes(), logDriver, b.logger())
 	if err != nil {

@@ -160,11 +160,7 @@ func TestStartCutShortIsFinished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := s.createContainer(ctx, req, sb, containerID(pod.GetUid(), "app", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.client.LoadContainer(ctx, rec.ID)
+	c, err := s.createContainer(ctx, req, sb, containerID(pod.GetUid(), "app", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +176,46 @@ func TestStartCutShortIsFinished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.GetState() != stateRunning || st.GetId() != rec.ID || len(h.tasks()) != 1 {
+	if st.GetState() != stateRunning || st.GetId() != c.ID() || len(h.tasks()) != 1 {
 		t.Fatalf("after start: %v with %d tasks", st, len(h.tasks()))
+	}
+}
+
+// StartContainer finds out only when creating the container that the way is
+// not clear: a snapshot left by a crash, or image layers removed since the
+// image was pulled.
+func TestStartClearsStaleSnapshotAndUnpacksAgain(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx()
+	sn := h.ctr.SnapshotService(DefaultSnapshotter)
+	var layers []string
+	if err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if info.Kind == snapshots.KindCommitted {
+			layers = append(layers, info.Name)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(layers) != 1 {
+		t.Fatalf("busybox has %d layers here, the test expects 1", len(layers))
+	}
+	if err := sn.Remove(ctx, layers[0]); err != nil {
+		t.Fatal(err)
+	}
+	unpacked := newPod("unpacked")
+	h.runSandbox(unpacked, false)
+	if st := h.startContainer(unpacked, "app", 0, "sleep", "300"); st.GetState() != stateRunning {
+		t.Errorf("start with the image's layers removed: %v", st)
+	}
+
+	stale := newPod("stale")
+	h.runSandbox(stale, false)
+	if _, err := sn.Prepare(ctx, containerID(stale.GetUid(), "app", 0), ""); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.startContainer(stale, "app", 0, "sleep", "300"); st.GetState() != stateRunning {
+		t.Errorf("start over a stale snapshot: %v", st)
 	}
 }
 
@@ -361,8 +395,8 @@ func TestStartErrorIsAnExit(t *testing.T) {
 	pod := newPod("broken")
 	h.runSandbox(pod, false)
 	st := h.startContainer(pod, "app", 0, "/no/such/binary")
-	if st.GetState() != stateExited || st.GetReason() != ReasonStartError || st.GetExitCode() != 128 || st.GetMessage() == "" {
-		t.Errorf("status = %v, want an exit with StartError", st)
+	if st.GetState() != stateExited || st.GetReason() != ReasonStartError || st.GetExitCode() != 128 || st.GetMessage() == "" || st.GetStartedAtUnixNano() != 0 {
+		t.Errorf("status = %v, want an exit with StartError that never started", st)
 	}
 	if again := h.startContainer(pod, "app", 0, "/no/such/binary"); again.GetReason() != ReasonStartError {
 		t.Errorf("repeated start: %v", again)

@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Config is the plugin's configuration, given as JSON to Configure.
@@ -31,7 +33,21 @@ type Config struct {
 	MaxPods int `json:"maxPods"`
 	// NodeAddress is the InternalIP the node advertises.
 	NodeAddress string `json:"nodeAddress"`
+	// SystemReserved is what the node keeps for the host itself, by
+	// resource ("cpu", "memory", "ephemeral-storage") in Kubernetes quantity
+	// syntax: the Node's allocatable is its capacity minus this, as the
+	// kubelet's --system-reserved. Empty reserves nothing.
+	SystemReserved map[string]string `json:"systemReserved"`
+	// AllowPrivileged lets pods run privileged containers. Without it a
+	// privileged container is refused (PermissionDenied).
+	AllowPrivileged bool `json:"allowPrivileged"`
+
+	// reserved is SystemReserved parsed.
+	reserved map[string]resource.Quantity
 }
+
+// reservable are the resources SystemReserved may name.
+var reservable = []string{"cpu", "memory", "ephemeral-storage"}
 
 // Defaults of Config.
 const (
@@ -86,6 +102,20 @@ func ParseConfig(raw []byte) (Config, error) {
 		c.NodeAddress = defaultNodeAddress()
 	} else if net.ParseIP(c.NodeAddress) == nil {
 		return Config{}, fmt.Errorf("config field nodeAddress: %q is not an IP address", c.NodeAddress)
+	}
+	c.reserved = map[string]resource.Quantity{}
+	for name, v := range c.SystemReserved {
+		if !slices.Contains(reservable, name) {
+			return Config{}, fmt.Errorf("config field systemReserved.%s: not a reservable resource (expected one of %s)", name, strings.Join(reservable, ", "))
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("config field systemReserved.%s: %q is not a quantity: %v", name, v, err)
+		}
+		if q.Sign() < 0 {
+			return Config{}, fmt.Errorf("config field systemReserved.%s: must not be negative, got %s", name, v)
+		}
+		c.reserved[name] = q
 	}
 	for i, r := range c.PlainHTTPRegistries {
 		if r == "" || strings.ContainsAny(r, "/ ") {

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"time"
 
@@ -61,34 +62,39 @@ func (s *session) startContainer(ctx context.Context, req *runtimev1.StartContai
 	}
 
 	id := containerID(pod.GetUid(), spec.GetName(), req.GetAttempt())
-	c, err := s.client.ContainerService().Get(ctx, id)
+	c, err := s.client.LoadContainer(ctx, id)
+	created := false
 	if errdefs.IsNotFound(err) {
 		c, err = s.createContainer(ctx, req, sb, id)
+		created = true
 	}
 	if err != nil {
 		return nil, statusf(err, "create container %s of pod %s", spec.GetName(), pod.GetUid())
 	}
-	return s.ensureStarted(ctx, c)
+	return s.ensureStarted(ctx, c, created)
 }
 
 // ensureStarted brings an attempt that was never started to running, and
-// only reports the others.
-func (s *session) ensureStarted(ctx context.Context, rec containers.Container) (*runtimev1.ContainerStatus, error) {
+// only reports the others. created says the attempt was just recorded by
+// this call, under the pod's lock: it has no task yet.
+func (s *session) ensureStarted(ctx context.Context, c client.Container, created bool) (*runtimev1.ContainerStatus, error) {
+	rec, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+	if err != nil {
+		return nil, statusf(err, "read container %s", c.ID())
+	}
 	id := rec.ID
 	if _, exited := rec.Labels[labelExitCode]; exited {
 		return containerStatus(rec, nil), nil
 	}
-	p, err := s.taskProcess(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil && rec.Labels[labelStartedAt] != "" {
-		// It ran, and its task is gone: a new attempt is the agent's call.
-		return containerStatus(rec, nil), nil
-	}
-	c, err := s.client.LoadContainer(ctx, id)
-	if err != nil {
-		return nil, statusf(err, "load container %s", id)
+	var p *task.Process
+	if !created {
+		if p, err = s.taskProcess(ctx, id); err != nil {
+			return nil, err
+		}
+		if p == nil && rec.Labels[labelStartedAt] != "" {
+			// It ran, and its task is gone: a new attempt is the agent's call.
+			return containerStatus(rec, nil), nil
+		}
 	}
 	var t client.Task
 	if p == nil {
@@ -98,24 +104,38 @@ func (s *session) ensureStarted(ctx context.Context, rec containers.Container) (
 		}
 		p = &task.Process{Status: task.Status_CREATED}
 	}
-	if p.GetStatus() == task.Status_CREATED {
-		if t == nil {
-			if t, err = c.Task(ctx, nil); err != nil {
-				return nil, statusf(err, "load task of container %s", id)
-			}
-		}
-		// Taken before the start, so that it cannot be after the exit.
-		startedAt := time.Now()
-		if err := t.Start(ctx); err != nil {
-			return s.startFailed(ctx, rec, "start task", err)
-		}
-		if err := s.setLabels(ctx, id, map[string]string{labelStartedAt: formatTime(startedAt)}); err != nil {
-			s.logger.Warn("record start time", "container", id, "err", err)
-		}
-		s.logger.Info("container started", "node", rec.Labels[LabelNode], "pod", rec.Labels[LabelPodNamespace]+"/"+rec.Labels[LabelPodName],
-			"container", rec.Labels[LabelContainer], "attempt", rec.Labels[LabelAttempt], "id", id)
+	if p.GetStatus() != task.Status_CREATED {
+		return s.statusOf(ctx, id)
 	}
-	return s.statusOf(ctx, id)
+	if t == nil {
+		if t, err = c.Task(ctx, nil); err != nil {
+			return nil, statusf(err, "load task of container %s", id)
+		}
+	}
+	// Taken before the start, so that it cannot be after the exit; recorded
+	// while the task starts rather than after, and taken back (an empty
+	// label is removed) if the start fails.
+	startedAt := formatTime(time.Now())
+	recorded := make(chan error, 1)
+	go func() { recorded <- s.setLabels(ctx, id, map[string]string{labelStartedAt: startedAt}) }()
+	startErr := t.Start(ctx)
+	if err := <-recorded; err != nil {
+		s.logger.Warn("record start time", "container", id, "err", err)
+	} else if startErr != nil {
+		if err := s.setLabels(ctx, id, map[string]string{labelStartedAt: ""}); err != nil {
+			return nil, err
+		}
+	}
+	if startErr != nil {
+		return s.startFailed(ctx, rec, "start task", startErr)
+	}
+	rec.Labels = maps.Clone(rec.Labels)
+	rec.Labels[labelStartedAt] = startedAt
+	s.logger.Info("container started", "node", rec.Labels[LabelNode], "pod", rec.Labels[LabelPodNamespace]+"/"+rec.Labels[LabelPodName],
+		"container", rec.Labels[LabelContainer], "attempt", rec.Labels[LabelAttempt], "id", id)
+	// Reported as running without asking again: an exit since is
+	// announced by WatchContainers, and it supersedes this.
+	return containerStatus(rec, &task.Process{Status: task.Status_RUNNING}), nil
 }
 
 // startFailed records a start that runc refused (bad command, working
@@ -154,23 +174,25 @@ func (s *session) taskIO(rec containers.Container) cio.Creator {
 
 // createContainer records the attempt in containerd with its snapshot and
 // spec.
-func (s *session) createContainer(ctx context.Context, req *runtimev1.StartContainerRequest, sb containers.Container, id string) (containers.Container, error) {
+func (s *session) createContainer(ctx context.Context, req *runtimev1.StartContainerRequest, sb containers.Container, id string) (client.Container, error) {
 	spec := req.GetContainer()
+	if err := s.checkAllowed(spec); err != nil {
+		return nil, err
+	}
 	img, err := s.localImage(ctx, spec.GetImage())
 	if err != nil {
-		return containers.Container{}, err
+		return nil, err
 	}
-	hostNetwork := sb.Labels[labelHostNetwork] == "true"
-	if err := s.restoreSandbox(sb.Labels); err != nil {
-		return containers.Container{}, err
-	}
-	mounts, err := s.ensurePodFiles(req.GetPod().GetUid(), hostNetwork)
+	mounts, err := s.restoreSandbox(sb.Labels)
 	if err != nil {
-		return containers.Container{}, err
+		return nil, err
+	}
+	if mounts, err = s.withTerminationMount(mounts, req.GetPod().GetUid(), id, spec.GetTerminationMessagePath()); err != nil {
+		return nil, err
 	}
 	imageRef, err := digestRef(img)
 	if err != nil {
-		return containers.Container{}, err
+		return nil, err
 	}
 
 	labels := podLabels(req.GetNode(), req.GetPod(), KindContainer)
@@ -185,23 +207,37 @@ func (s *session) createContainer(ctx context.Context, req *runtimev1.StartConta
 		LabelNode: req.GetNode(), LabelPodUID: req.GetPod().GetUid(), LabelKind: KindContainer,
 		LabelContainer: spec.GetName(), LabelAttempt: labels[LabelAttempt],
 	}
-
-	// A snapshot without its container is left by a crash between the two.
-	if err := s.client.SnapshotService(s.cfg.Snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
-		return containers.Container{}, statusf(err, "remove stale snapshot %s", id)
-	}
-	c, err := s.client.NewContainer(ctx, id,
+	opts := []client.NewContainerOpts{
 		client.WithContainerLabels(labels),
 		client.WithImageStopSignal(img, "SIGTERM"),
 		client.WithImageName(img.Name()),
 		client.WithSnapshotter(s.cfg.Snapshotter),
 		client.WithNewSnapshot(id, img, snapshots.WithLabels(snapshotLabels)),
 		client.WithNewSpec(specOpts(img, spec, sb, mounts)...),
-	)
-	if err != nil {
-		return containers.Container{}, err
 	}
-	return c.Info(ctx)
+	c, err := s.client.NewContainer(ctx, id, opts...)
+	if status.Code(err) == codes.PermissionDenied {
+		// The spec refused what the container asks for (runAsNonRoot):
+		// the snapshot made for it is of no use.
+		if rmErr := s.client.SnapshotService(s.cfg.Snapshotter).Remove(ctx, id); rmErr != nil && !errdefs.IsNotFound(rmErr) {
+			s.logger.Warn("remove snapshot of a refused container", "container", spec.GetName(), "id", id, "err", rmErr)
+		}
+		return nil, err
+	}
+	if errdefs.IsAlreadyExists(err) || errdefs.IsNotFound(err) {
+		// Rare, and checked only now to spare every start the calls: a
+		// snapshot left by a crash between making it and recording its
+		// container, or image layers no longer unpacked (PullImage unpacked
+		// them, but they may have been removed since).
+		if err := s.client.SnapshotService(s.cfg.Snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			return nil, statusf(err, "remove stale snapshot %s", id)
+		}
+		if err := s.ensureUnpacked(ctx, img); err != nil {
+			return nil, err
+		}
+		c, err = s.client.NewContainer(ctx, id, opts...)
+	}
+	return c, err
 }
 
 // specOpts builds the OCI spec with the kubelet's semantics: command
@@ -240,6 +276,9 @@ func specOpts(img client.Image, spec *runtimev1.ContainerSpec, sb containers.Con
 	if spec.GetTty() {
 		opts = append(opts, oci.WithTTY)
 	}
+	opts = append(opts, oci.WithMounts([]specs.Mount{cgroupMount}))
+	opts = append(opts, resourceOpts(spec.GetResources())...)
+	opts = append(opts, securityOpts(spec.GetSecurity())...)
 	return append(opts, withoutNegativeOOMScoreAdj)
 }
 

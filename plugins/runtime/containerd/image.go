@@ -93,8 +93,9 @@ func digestRef(img client.Image) (string, error) {
 	return reference.TrimNamed(named).String() + "@" + img.Target().Digest.String(), nil
 }
 
-// localImage returns an image that is present, unpacked for the
-// snapshotter.
+// localImage returns an image that is present, its config read from the
+// cache. PullImage has unpacked it for the snapshotter; createContainer
+// unpacks it again if that is undone.
 func (s *session) localImage(ctx context.Context, image string) (client.Image, error) {
 	name, err := normalizeImage(image)
 	if err != nil {
@@ -107,7 +108,7 @@ func (s *session) localImage(ctx context.Context, image string) (client.Image, e
 	if err != nil {
 		return nil, statusf(err, "look up image %s", name)
 	}
-	return img, s.ensureUnpacked(ctx, img)
+	return s.imageConfigs.withConfig(ctx, img)
 }
 
 func (s *session) ensureUnpacked(ctx context.Context, img client.Image) error {

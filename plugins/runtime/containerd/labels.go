@@ -117,9 +117,9 @@ func labelAttempt(l map[string]string) uint32 {
 	return uint32(n)
 }
 
-// truncateLabel keeps a label value well under containerd's 4 KiB limit.
+// truncateLabel keeps a label value under containerd's 4 KiB limit.
 func truncateLabel(s string) string {
-	const max = 1024
+	const max = maxTerminationMessage
 	if len(s) <= max {
 		return s
 	}

@@ -12,6 +12,7 @@ import (
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // versionTimeout bounds the readiness probe of containerd in GetNode.
@@ -43,10 +44,7 @@ func (s *session) getNode(ctx context.Context) *runtimev1.Node {
 	} else {
 		s.logger.Warn("read ephemeral-storage capacity", "stateDir", s.cfg.StateDir, "err", err)
 	}
-	allocatable := make(map[string]string, len(capacity))
-	for k, v := range capacity {
-		allocatable[k] = v
-	}
+	allocatable := allocatable(capacity, s.cfg.reserved)
 
 	n := &runtimev1.Node{
 		Capacity:        capacity,
@@ -75,6 +73,30 @@ func (s *session) getNode(ctx context.Context) *runtimev1.Node {
 	n.Reason = "ContainerdReady"
 	n.Message = "containerd " + v.Version + " is serving"
 	return n
+}
+
+// allocatable is capacity minus what is reserved for the host, never below
+// zero.
+func allocatable(capacity map[string]string, reserved map[string]resource.Quantity) map[string]string {
+	out := make(map[string]string, len(capacity))
+	for name, v := range capacity {
+		r, ok := reserved[name]
+		if !ok {
+			out[name] = v
+			continue
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			out[name] = v
+			continue
+		}
+		q.Sub(r)
+		if q.Sign() < 0 {
+			q = resource.Quantity{Format: q.Format}
+		}
+		out[name] = q.String()
+	}
+	return out
 }
 
 // memTotalKiB reads MemTotal from /proc/meminfo.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 
@@ -49,21 +50,6 @@ func (s *session) runSandbox(ctx context.Context, req *runtimev1.RunSandboxReque
 	}
 	defer unlock()
 
-	id := sandboxID(pod.GetUid())
-	existing, err := s.client.ContainerService().Get(ctx, id)
-	switch {
-	case err == nil:
-		if n := existing.Labels[LabelNode]; n != req.GetNode() {
-			return nil, status.Errorf(codes.FailedPrecondition, "pod %s already has a sandbox on node %q", pod.GetUid(), n)
-		}
-		if err := s.restoreSandbox(existing.Labels); err != nil {
-			return nil, err
-		}
-		return sandboxFromRecord(existing), nil
-	case !errdefs.IsNotFound(err):
-		return nil, statusf(err, "look up sandbox of pod %s", pod.GetUid())
-	}
-
 	hostname := req.GetHostname()
 	if hostname == "" {
 		hostname = pod.GetName()
@@ -71,47 +57,77 @@ func (s *session) runSandbox(ctx context.Context, req *runtimev1.RunSandboxReque
 	if len(hostname) > 63 {
 		hostname = hostname[:63]
 	}
-	netnsPath := ""
-	if !req.GetHostNetwork() {
-		if netnsPath, err = ensureNetns(netnsName(pod.GetUid())); err != nil {
-			return nil, status.Errorf(codes.Internal, "sandbox of pod %s: %v", pod.GetUid(), err)
-		}
-	}
-	if _, err := s.ensurePodFiles(pod.GetUid(), req.GetHostNetwork()); err != nil {
-		return nil, status.Errorf(codes.Internal, "sandbox of pod %s: %v", pod.GetUid(), err)
-	}
-
 	labels := podLabels(req.GetNode(), pod, KindSandbox)
-	labels[labelNetns] = netnsPath
+	if !req.GetHostNetwork() {
+		labels[labelNetns] = filepath.Join(netnsDir, netnsName(pod.GetUid()))
+	}
 	labels[labelHostNetwork] = strconv.FormatBool(req.GetHostNetwork())
 	labels[labelHostname] = hostname
-	c, err := s.client.NewContainer(ctx, id,
+
+	// The network namespace and the pod's files are made while the record
+	// is written: neither needs the other. A record written without them
+	// is completed by the next call, as after a reboot.
+	prepared := make(chan error, 1)
+	go func() {
+		_, err := s.preparePod(pod.GetUid(), req.GetHostNetwork())
+		prepared <- err
+	}()
+	c, err := s.client.NewContainer(ctx, sandboxID(pod.GetUid()),
 		client.WithContainerLabels(labels),
 		client.WithSpec(&oci.Spec{Version: specs.Version, Hostname: hostname}),
 	)
-	if err != nil {
+	prepErr := <-prepared
+	switch {
+	case errdefs.IsAlreadyExists(err):
+		return s.existingSandbox(ctx, req.GetNode(), pod.GetUid())
+	case err != nil:
 		return nil, statusf(err, "record sandbox of pod %s", pod.GetUid())
+	case prepErr != nil:
+		return nil, prepErr
 	}
-	rec, err := c.Info(ctx)
+	rec, err := c.Info(ctx, client.WithoutRefreshedMetadata)
 	if err != nil {
 		return nil, statusf(err, "read sandbox of pod %s", pod.GetUid())
 	}
-	s.logger.Info("sandbox created", "node", req.GetNode(), "pod", pod.GetNamespace()+"/"+pod.GetName(), "uid", pod.GetUid(), "netns", netnsPath)
+	s.logger.Info("sandbox created", "node", req.GetNode(), "pod", pod.GetNamespace()+"/"+pod.GetName(), "uid", pod.GetUid(), "netns", labels[labelNetns])
 	return sandboxFromRecord(rec), nil
 }
 
-// restoreSandbox makes again what lives on tmpfs and a reboot erases.
-func (s *session) restoreSandbox(l map[string]string) error {
-	hostNetwork := l[labelHostNetwork] == "true"
+// existingSandbox returns a sandbox made by an earlier call, with what a
+// reboot takes made again.
+func (s *session) existingSandbox(ctx context.Context, node, podUID string) (*runtimev1.Sandbox, error) {
+	existing, err := s.client.ContainerService().Get(ctx, sandboxID(podUID))
+	if err != nil {
+		return nil, statusf(err, "look up sandbox of pod %s", podUID)
+	}
+	if n := existing.Labels[LabelNode]; n != node {
+		return nil, status.Errorf(codes.FailedPrecondition, "pod %s already has a sandbox on node %q", podUID, n)
+	}
+	if _, err := s.restoreSandbox(existing.Labels); err != nil {
+		return nil, err
+	}
+	return sandboxFromRecord(existing), nil
+}
+
+// restoreSandbox makes again what lives on tmpfs and a reboot erases, and
+// returns the mounts of the pod's files.
+func (s *session) restoreSandbox(l map[string]string) ([]specs.Mount, error) {
+	return s.preparePod(l[LabelPodUID], l[labelHostNetwork] == "true")
+}
+
+// preparePod makes the pod's network namespace (unless it uses the host's)
+// and files if they are missing, and returns the mounts of the files.
+func (s *session) preparePod(podUID string, hostNetwork bool) ([]specs.Mount, error) {
 	if !hostNetwork {
-		if _, err := ensureNetns(netnsName(l[LabelPodUID])); err != nil {
-			return status.Errorf(codes.Internal, "sandbox of pod %s: %v", l[LabelPodUID], err)
+		if _, err := ensureNetns(netnsName(podUID)); err != nil {
+			return nil, status.Errorf(codes.Internal, "sandbox of pod %s: %v", podUID, err)
 		}
 	}
-	if _, err := s.ensurePodFiles(l[LabelPodUID], hostNetwork); err != nil {
-		return status.Errorf(codes.Internal, "sandbox of pod %s: %v", l[LabelPodUID], err)
+	mounts, err := s.ensurePodFiles(podUID, hostNetwork)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "sandbox of pod %s: %v", podUID, err)
 	}
-	return nil
+	return mounts, nil
 }
 
 func sandboxFromRecord(c containers.Container) *runtimev1.Sandbox {

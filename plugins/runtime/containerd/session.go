@@ -22,8 +22,9 @@ type session struct {
 	logger    *slog.Logger
 	client    *client.Client
 
-	locks keyedLocks
-	watch *watchHub
+	locks        keyedLocks
+	watch        *watchHub
+	imageConfigs imageConfigs
 
 	stopEvents context.CancelFunc
 	eventsDone chan struct{}

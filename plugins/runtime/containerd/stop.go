@@ -218,7 +218,7 @@ func (s *session) reap(ctx context.Context, id string, code uint32, at time.Time
 	recorded := false
 	if _, done := rec.Labels[labelExitCode]; !done {
 		reason := exitReason(code, rec.Labels[labelOOMKilled] == "true")
-		if err := s.recordExit(ctx, id, exitRecord{code: code, at: at, reason: reason}); err != nil {
+		if err := s.recordExit(ctx, id, exitRecord{code: code, at: at, reason: reason, message: s.terminationMessage(rec)}); err != nil {
 			if errdefs.IsNotFound(err) {
 				return nil, false, nil
 			}
@@ -282,6 +282,7 @@ func (s *session) removeContainer(ctx context.Context, req *runtimev1.RemoveCont
 		if err := s.deleteContainer(ctx, a.ID); err != nil {
 			return err
 		}
+		s.removeTerminationFile(uid, a.ID)
 	}
 	// Logs of attempts whose containers are gone already go too.
 	entries, err := os.ReadDir(s.logDir(uid, name))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -66,36 +65,6 @@ func TestContainerIDIsStableAndValid(t *testing.T) {
 	}
 	if len(a) > 76 {
 		t.Errorf("ID %s is longer than containerd allows", a)
-	}
-}
-
-var criLine = regexp.MustCompile(`^(\S+) (stdout|stderr) (F|P) (.*)$`)
-
-func TestCRILogWriter(t *testing.T) {
-	var buf bytes.Buffer
-	w := &criLogWriter{w: &buf}
-	long := strings.Repeat("x", maxLogLine+10)
-	w.copyStream("stdout", strings.NewReader("hello\n\nworld\n"+long+"\nlast"))
-	w.copyStream("stderr", strings.NewReader("oops\n"))
-	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	var got []string
-	for _, l := range lines {
-		m := criLine.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("not a CRI line: %q", l)
-		}
-		if _, err := time.Parse(time.RFC3339Nano, m[1]); err != nil {
-			t.Errorf("bad time in %q: %v", l, err)
-		}
-		text := m[4]
-		if len(text) > 20 {
-			text = text[:3] + "..."
-		}
-		got = append(got, m[2]+" "+m[3]+" "+text)
-	}
-	want := []string{"stdout F hello", "stdout F ", "stdout F world", "stdout P xxx...", "stdout F xxxxxxxxxx", "stdout F last", "stderr F oops"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
 
@@ -168,5 +137,32 @@ func TestLogOutputOptions(t *testing.T) {
 	}
 	if got := run(logOutput{limit: 6}, time.Time{}); got != "one\ntw" {
 		t.Errorf("limit: %q", got)
+	}
+}
+
+func TestFindLogDriver(t *testing.T) {
+	dir := t.TempDir()
+	self := filepath.Join(dir, "fedlet-runtime-containerd")
+	if got := findLogDriver(self); got != self {
+		t.Errorf("without %s: %q, want the plugin itself", LogDriverBinary, got)
+	}
+	driver := filepath.Join(dir, LogDriverBinary)
+	if err := os.WriteFile(driver, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := findLogDriver(self); got != self {
+		t.Errorf("with a %s that is not executable: %q, want the plugin itself", LogDriverBinary, got)
+	}
+	if err := os.Chmod(driver, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if got := findLogDriver(self); got != self {
+		t.Errorf("with a %s its group may replace: %q, want the plugin itself", LogDriverBinary, got)
+	}
+	if err := os.Chmod(driver, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := findLogDriver(self); got != driver {
+		t.Errorf("with %s beside it: %q", LogDriverBinary, got)
 	}
 }

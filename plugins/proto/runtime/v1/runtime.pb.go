@@ -1231,15 +1231,25 @@ func (x *KeyValue) GetValue() string {
 }
 
 type ContainerSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Image         string                 `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
-	Command       []string               `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
-	Args          []string               `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
-	WorkingDir    string                 `protobuf:"bytes,5,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
-	Env           []*KeyValue            `protobuf:"bytes,6,rep,name=env,proto3" json:"env,omitempty"`
-	Tty           bool                   `protobuf:"varint,7,opt,name=tty,proto3" json:"tty,omitempty"`
-	Stdin         bool                   `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Image      string                 `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	Command    []string               `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	Args       []string               `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	WorkingDir string                 `protobuf:"bytes,5,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	Env        []*KeyValue            `protobuf:"bytes,6,rep,name=env,proto3" json:"env,omitempty"`
+	Tty        bool                   `protobuf:"varint,7,opt,name=tty,proto3" json:"tty,omitempty"`
+	Stdin      bool                   `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// Where in the container its termination message is written (the
+	// container's terminationMessagePath), empty for none. The runtime mounts
+	// a fresh, writable, empty file of this attempt there, and when the
+	// container exits reads it (at most 4 KiB) into ContainerStatus.message.
+	TerminationMessagePath string `protobuf:"bytes,9,opt,name=termination_message_path,json=terminationMessagePath,proto3" json:"termination_message_path,omitempty"`
+	// The container's cgroup limits; unset for none.
+	Resources *Resources `protobuf:"bytes,10,opt,name=resources,proto3" json:"resources,omitempty"`
+	// Who the container runs as and with which privileges; unset for the
+	// runtime's defaults (the image's user, the default capabilities).
+	Security      *SecurityContext `protobuf:"bytes,11,opt,name=security,proto3" json:"security,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1330,6 +1340,229 @@ func (x *ContainerSpec) GetStdin() bool {
 	return false
 }
 
+func (x *ContainerSpec) GetTerminationMessagePath() string {
+	if x != nil {
+		return x.TerminationMessagePath
+	}
+	return ""
+}
+
+func (x *ContainerSpec) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetSecurity() *SecurityContext {
+	if x != nil {
+		return x.Security
+	}
+	return nil
+}
+
+// Resources are a container's cgroup settings, computed by the agent from
+// its requests and limits as the kubelet does. Zero means not set.
+type Resources struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CPU weight (cgroup v1 cpu.shares): requests.cpu in millicores * 1024 /
+	// 1000, at least 2.
+	CpuShares int64 `protobuf:"varint,1,opt,name=cpu_shares,json=cpuShares,proto3" json:"cpu_shares,omitempty"`
+	// CFS quota in microseconds per cpu_period: limits.cpu in millicores *
+	// cpu_period / 1000, at least 1000; 0 for no CPU limit.
+	CpuQuota int64 `protobuf:"varint,2,opt,name=cpu_quota,json=cpuQuota,proto3" json:"cpu_quota,omitempty"`
+	// CFS period in microseconds (100000) when cpu_quota is set.
+	CpuPeriod int64 `protobuf:"varint,3,opt,name=cpu_period,json=cpuPeriod,proto3" json:"cpu_period,omitempty"`
+	// Memory limit (limits.memory) in bytes, swap included; 0 for none. A
+	// container killed for exceeding it exits with reason OOMKilled.
+	MemoryLimitBytes int64 `protobuf:"varint,4,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Resources) Reset() {
+	*x = Resources{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resources) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resources) ProtoMessage() {}
+
+func (x *Resources) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resources.ProtoReflect.Descriptor instead.
+func (*Resources) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Resources) GetCpuShares() int64 {
+	if x != nil {
+		return x.CpuShares
+	}
+	return 0
+}
+
+func (x *Resources) GetCpuQuota() int64 {
+	if x != nil {
+		return x.CpuQuota
+	}
+	return 0
+}
+
+func (x *Resources) GetCpuPeriod() int64 {
+	if x != nil {
+		return x.CpuPeriod
+	}
+	return 0
+}
+
+func (x *Resources) GetMemoryLimitBytes() int64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
+}
+
+// SecurityContext is a container's securityContext merged with its pod's
+// (the container's fields win).
+type SecurityContext struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The UID and primary GID of the container's processes; unset for the
+	// image's user. With run_as_user and no run_as_group the GID is the
+	// user's in the image's /etc/passwd, else 0.
+	RunAsUser  *int64 `protobuf:"varint,1,opt,name=run_as_user,json=runAsUser,proto3,oneof" json:"run_as_user,omitempty"`
+	RunAsGroup *int64 `protobuf:"varint,2,opt,name=run_as_group,json=runAsGroup,proto3,oneof" json:"run_as_group,omitempty"`
+	// Refuse to run as UID 0: the runtime fails StartContainer with
+	// PermissionDenied when the container would run as root, or as a user
+	// name it cannot resolve to a UID.
+	RunAsNonRoot bool `protobuf:"varint,3,opt,name=run_as_non_root,json=runAsNonRoot,proto3" json:"run_as_non_root,omitempty"`
+	// Additional GIDs of the container's processes (the pod's
+	// supplementalGroups).
+	SupplementalGroups     []int64 `protobuf:"varint,4,rep,packed,name=supplemental_groups,json=supplementalGroups,proto3" json:"supplemental_groups,omitempty"`
+	ReadOnlyRootFilesystem bool    `protobuf:"varint,5,opt,name=read_only_root_filesystem,json=readOnlyRootFilesystem,proto3" json:"read_only_root_filesystem,omitempty"`
+	// Capabilities added to and dropped from the runtime's default set, as
+	// Kubernetes names them ("NET_ADMIN", or "ALL"); drops apply after adds,
+	// except that dropping ALL empties the set before the adds.
+	CapabilitiesAdd  []string `protobuf:"bytes,6,rep,name=capabilities_add,json=capabilitiesAdd,proto3" json:"capabilities_add,omitempty"`
+	CapabilitiesDrop []string `protobuf:"bytes,7,rep,name=capabilities_drop,json=capabilitiesDrop,proto3" json:"capabilities_drop,omitempty"`
+	// Set no_new_privs (allowPrivilegeEscalation: false).
+	NoNewPrivileges bool `protobuf:"varint,8,opt,name=no_new_privileges,json=noNewPrivileges,proto3" json:"no_new_privileges,omitempty"`
+	// Every capability, every host device, no masked paths. A node that does
+	// not allow privileged containers refuses StartContainer with
+	// PermissionDenied.
+	Privileged    bool `protobuf:"varint,9,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecurityContext) Reset() {
+	*x = SecurityContext{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityContext) ProtoMessage() {}
+
+func (x *SecurityContext) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityContext.ProtoReflect.Descriptor instead.
+func (*SecurityContext) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SecurityContext) GetRunAsUser() int64 {
+	if x != nil && x.RunAsUser != nil {
+		return *x.RunAsUser
+	}
+	return 0
+}
+
+func (x *SecurityContext) GetRunAsGroup() int64 {
+	if x != nil && x.RunAsGroup != nil {
+		return *x.RunAsGroup
+	}
+	return 0
+}
+
+func (x *SecurityContext) GetRunAsNonRoot() bool {
+	if x != nil {
+		return x.RunAsNonRoot
+	}
+	return false
+}
+
+func (x *SecurityContext) GetSupplementalGroups() []int64 {
+	if x != nil {
+		return x.SupplementalGroups
+	}
+	return nil
+}
+
+func (x *SecurityContext) GetReadOnlyRootFilesystem() bool {
+	if x != nil {
+		return x.ReadOnlyRootFilesystem
+	}
+	return false
+}
+
+func (x *SecurityContext) GetCapabilitiesAdd() []string {
+	if x != nil {
+		return x.CapabilitiesAdd
+	}
+	return nil
+}
+
+func (x *SecurityContext) GetCapabilitiesDrop() []string {
+	if x != nil {
+		return x.CapabilitiesDrop
+	}
+	return nil
+}
+
+func (x *SecurityContext) GetNoNewPrivileges() bool {
+	if x != nil {
+		return x.NoNewPrivileges
+	}
+	return false
+}
+
+func (x *SecurityContext) GetPrivileged() bool {
+	if x != nil {
+		return x.Privileged
+	}
+	return false
+}
+
 type StartContainerRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Node      string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -1343,7 +1576,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1588,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1601,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{20}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StartContainerRequest) GetNode() string {
@@ -1423,7 +1656,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1668,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1681,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{21}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ContainerStatus) GetPod() *PodRef {
@@ -1554,7 +1787,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1799,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1812,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StopContainerRequest) GetNode() string {
@@ -1622,7 +1855,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1867,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1880,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveContainerRequest) GetNode() string {
@@ -1686,7 +1919,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1931,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1944,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
 }
 
 type WatchContainersRequest struct {
@@ -1723,7 +1956,7 @@ type WatchContainersRequest struct {
 
 func (x *WatchContainersRequest) Reset() {
 	*x = WatchContainersRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1968,7 @@ func (x *WatchContainersRequest) String() string {
 func (*WatchContainersRequest) ProtoMessage() {}
 
 func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1981,7 @@ func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchContainersRequest.ProtoReflect.Descriptor instead.
 func (*WatchContainersRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchContainersRequest) GetNode() string {
@@ -1780,7 +2013,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2025,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2038,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ContainerLogsRequest) GetNode() string {
@@ -1880,7 +2113,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +2125,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2138,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LogChunk) GetData() []byte {
@@ -1930,7 +2163,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2175,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2188,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExecRequest) GetRequest() isExecRequest_Request {
@@ -2048,7 +2281,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2293,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2306,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExecStart) GetNode() string {
@@ -2135,7 +2368,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2380,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2393,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -2191,7 +2424,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2436,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2449,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecResponse) GetResponse() isExecResponse_Response {
@@ -2359,7 +2592,7 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"containers\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xdf\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x95\x03\n" +
 	"\rContainerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2369,7 +2602,33 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"workingDir\x12-\n" +
 	"\x03env\x18\x06 \x03(\v2\x1b.fedlet.runtime.v1.KeyValueR\x03env\x12\x10\n" +
 	"\x03tty\x18\a \x01(\bR\x03tty\x12\x14\n" +
-	"\x05stdin\x18\b \x01(\bR\x05stdin\"\xb2\x01\n" +
+	"\x05stdin\x18\b \x01(\bR\x05stdin\x128\n" +
+	"\x18termination_message_path\x18\t \x01(\tR\x16terminationMessagePath\x12:\n" +
+	"\tresources\x18\n" +
+	" \x01(\v2\x1c.fedlet.runtime.v1.ResourcesR\tresources\x12>\n" +
+	"\bsecurity\x18\v \x01(\v2\".fedlet.runtime.v1.SecurityContextR\bsecurity\"\x94\x01\n" +
+	"\tResources\x12\x1d\n" +
+	"\n" +
+	"cpu_shares\x18\x01 \x01(\x03R\tcpuShares\x12\x1b\n" +
+	"\tcpu_quota\x18\x02 \x01(\x03R\bcpuQuota\x12\x1d\n" +
+	"\n" +
+	"cpu_period\x18\x03 \x01(\x03R\tcpuPeriod\x12,\n" +
+	"\x12memory_limit_bytes\x18\x04 \x01(\x03R\x10memoryLimitBytes\"\xb5\x03\n" +
+	"\x0fSecurityContext\x12#\n" +
+	"\vrun_as_user\x18\x01 \x01(\x03H\x00R\trunAsUser\x88\x01\x01\x12%\n" +
+	"\frun_as_group\x18\x02 \x01(\x03H\x01R\n" +
+	"runAsGroup\x88\x01\x01\x12%\n" +
+	"\x0frun_as_non_root\x18\x03 \x01(\bR\frunAsNonRoot\x12/\n" +
+	"\x13supplemental_groups\x18\x04 \x03(\x03R\x12supplementalGroups\x129\n" +
+	"\x19read_only_root_filesystem\x18\x05 \x01(\bR\x16readOnlyRootFilesystem\x12)\n" +
+	"\x10capabilities_add\x18\x06 \x03(\tR\x0fcapabilitiesAdd\x12+\n" +
+	"\x11capabilities_drop\x18\a \x03(\tR\x10capabilitiesDrop\x12*\n" +
+	"\x11no_new_privileges\x18\b \x01(\bR\x0fnoNewPrivileges\x12\x1e\n" +
+	"\n" +
+	"privileged\x18\t \x01(\bR\n" +
+	"privilegedB\x0e\n" +
+	"\f_run_as_userB\x0f\n" +
+	"\r_run_as_group\"\xb2\x01\n" +
 	"\x15StartContainerRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12+\n" +
 	"\x03pod\x18\x02 \x01(\v2\x19.fedlet.runtime.v1.PodRefR\x03pod\x12>\n" +
@@ -2481,7 +2740,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(Capability)(0),                 // 0: fedlet.runtime.v1.Capability
 	(ContainerState)(0),             // 1: fedlet.runtime.v1.ContainerState
@@ -2505,71 +2764,75 @@ var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(*SandboxStatus)(nil),           // 19: fedlet.runtime.v1.SandboxStatus
 	(*KeyValue)(nil),                // 20: fedlet.runtime.v1.KeyValue
 	(*ContainerSpec)(nil),           // 21: fedlet.runtime.v1.ContainerSpec
-	(*StartContainerRequest)(nil),   // 22: fedlet.runtime.v1.StartContainerRequest
-	(*ContainerStatus)(nil),         // 23: fedlet.runtime.v1.ContainerStatus
-	(*StopContainerRequest)(nil),    // 24: fedlet.runtime.v1.StopContainerRequest
-	(*RemoveContainerRequest)(nil),  // 25: fedlet.runtime.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 26: fedlet.runtime.v1.RemoveContainerResponse
-	(*WatchContainersRequest)(nil),  // 27: fedlet.runtime.v1.WatchContainersRequest
-	(*ContainerLogsRequest)(nil),    // 28: fedlet.runtime.v1.ContainerLogsRequest
-	(*LogChunk)(nil),                // 29: fedlet.runtime.v1.LogChunk
-	(*ExecRequest)(nil),             // 30: fedlet.runtime.v1.ExecRequest
-	(*ExecStart)(nil),               // 31: fedlet.runtime.v1.ExecStart
-	(*TerminalSize)(nil),            // 32: fedlet.runtime.v1.TerminalSize
-	(*ExecResponse)(nil),            // 33: fedlet.runtime.v1.ExecResponse
-	nil,                             // 34: fedlet.runtime.v1.Node.CapacityEntry
-	nil,                             // 35: fedlet.runtime.v1.Node.AllocatableEntry
+	(*Resources)(nil),               // 22: fedlet.runtime.v1.Resources
+	(*SecurityContext)(nil),         // 23: fedlet.runtime.v1.SecurityContext
+	(*StartContainerRequest)(nil),   // 24: fedlet.runtime.v1.StartContainerRequest
+	(*ContainerStatus)(nil),         // 25: fedlet.runtime.v1.ContainerStatus
+	(*StopContainerRequest)(nil),    // 26: fedlet.runtime.v1.StopContainerRequest
+	(*RemoveContainerRequest)(nil),  // 27: fedlet.runtime.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 28: fedlet.runtime.v1.RemoveContainerResponse
+	(*WatchContainersRequest)(nil),  // 29: fedlet.runtime.v1.WatchContainersRequest
+	(*ContainerLogsRequest)(nil),    // 30: fedlet.runtime.v1.ContainerLogsRequest
+	(*LogChunk)(nil),                // 31: fedlet.runtime.v1.LogChunk
+	(*ExecRequest)(nil),             // 32: fedlet.runtime.v1.ExecRequest
+	(*ExecStart)(nil),               // 33: fedlet.runtime.v1.ExecStart
+	(*TerminalSize)(nil),            // 34: fedlet.runtime.v1.TerminalSize
+	(*ExecResponse)(nil),            // 35: fedlet.runtime.v1.ExecResponse
+	nil,                             // 36: fedlet.runtime.v1.Node.CapacityEntry
+	nil,                             // 37: fedlet.runtime.v1.Node.AllocatableEntry
 }
 var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	0,  // 0: fedlet.runtime.v1.DescribeResponse.capabilities:type_name -> fedlet.runtime.v1.Capability
-	34, // 1: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
-	35, // 2: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
+	36, // 1: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
+	37, // 2: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
 	8,  // 3: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
 	10, // 4: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
 	9,  // 5: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
 	9,  // 6: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
 	19, // 7: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
 	14, // 8: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
-	23, // 9: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
+	25, // 9: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
 	20, // 10: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
-	9,  // 11: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	21, // 12: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
-	9,  // 13: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	1,  // 14: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
-	31, // 15: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
-	32, // 16: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	32, // 17: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
-	2,  // 18: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
-	4,  // 19: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
-	6,  // 20: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
-	11, // 21: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
-	13, // 22: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
-	15, // 23: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
-	17, // 24: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
-	22, // 25: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
-	24, // 26: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
-	25, // 27: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
-	27, // 28: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
-	28, // 29: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
-	30, // 30: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
-	3,  // 31: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
-	5,  // 32: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
-	7,  // 33: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
-	12, // 34: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
-	14, // 35: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
-	16, // 36: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
-	18, // 37: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
-	23, // 38: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	23, // 39: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	26, // 40: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
-	23, // 41: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
-	29, // 42: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
-	33, // 43: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
-	31, // [31:44] is the sub-list for method output_type
-	18, // [18:31] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	22, // 11: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
+	23, // 12: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
+	9,  // 13: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	21, // 14: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
+	9,  // 15: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	1,  // 16: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
+	33, // 17: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
+	34, // 18: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	34, // 19: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
+	2,  // 20: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
+	4,  // 21: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
+	6,  // 22: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
+	11, // 23: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
+	13, // 24: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
+	15, // 25: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
+	17, // 26: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
+	24, // 27: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
+	26, // 28: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
+	27, // 29: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
+	29, // 30: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
+	30, // 31: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
+	32, // 32: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
+	3,  // 33: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
+	5,  // 34: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
+	7,  // 35: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
+	12, // 36: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
+	14, // 37: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
+	16, // 38: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
+	18, // 39: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
+	25, // 40: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	25, // 41: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	28, // 42: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
+	25, // 43: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
+	31, // 44: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
+	35, // 45: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
+	33, // [33:46] is the sub-list for method output_type
+	20, // [20:33] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_runtime_v1_runtime_proto_init() }
@@ -2577,13 +2840,14 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 	if File_plugins_proto_runtime_v1_runtime_proto != nil {
 		return
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21].OneofWrappers = []any{}
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinDone)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
@@ -2594,7 +2858,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_runtime_v1_runtime_proto_rawDesc), len(file_plugins_proto_runtime_v1_runtime_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
