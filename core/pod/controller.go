@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -54,6 +55,8 @@ type Controller struct {
 	informer cache.SharedIndexInformer
 	queue    workqueue.TypedRateLimitingInterface[types.UID]
 	state    *runtimeState
+	// objects are the ConfigMaps and Secrets the pods' environments read.
+	objects *podObjects
 	// relist asks the runtime loop to list the runtime again now.
 	relist chan struct{}
 	// tasks are the goroutines terminating pods; Run waits for them.
@@ -68,10 +71,19 @@ type Controller struct {
 	waiting map[types.UID]map[string]waitReason
 	// terminating holds pods whose containers are being stopped.
 	terminating map[types.UID]bool
+	// syncing cancels the sync of a pod in progress (a postStart hook, an
+	// image pull) when the pod is deleted meanwhile.
+	syncing map[types.UID]context.CancelFunc
+	// logMessages are termination messages read from the logs of containers
+	// with terminationMessagePolicy FallbackToLogsOnError, by pod and
+	// container ID.
+	logMessages map[types.UID]map[string]string
 
-	// hostIP is the node's InternalIP, learnt from the runtime.
-	hostIPMu sync.Mutex
-	hostIP   string
+	// hostIP is the node's InternalIP and allocatable its resources, learnt
+	// from the runtime.
+	hostIPMu    sync.Mutex
+	hostIP      string
+	allocatable corev1.ResourceList
 }
 
 type waitReason struct{ reason, message string }
@@ -97,7 +109,10 @@ func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClien
 		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
 		waiting:      map[types.UID]map[string]waitReason{},
 		terminating:  map[types.UID]bool{},
+		syncing:      map[types.UID]context.CancelFunc{},
+		logMessages:  map[types.UID]map[string]string{},
 	}
+	c.objects = newPodObjects(client, c.queue.Add, c.log)
 	c.informer.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
 		return []string{string(obj.(*corev1.Pod).UID)}, nil
 	}})
@@ -123,6 +138,7 @@ func (c *Controller) Resync() {
 func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.informer.Run(ctx.Done()) })
+	wg.Go(func() { c.objects.run(ctx) })
 	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
 		wg.Wait()
 		return
@@ -145,6 +161,9 @@ func (c *Controller) enqueueObject(obj any) {
 		obj = tomb.Obj
 	}
 	if p, ok := obj.(*corev1.Pod); ok {
+		if p.DeletionTimestamp != nil {
+			c.cancelSync(p.UID)
+		}
 		c.queue.Add(p.UID)
 	}
 }
@@ -207,11 +226,41 @@ func (c *Controller) waitingOf(uid types.UID, container string) (waitReason, boo
 	return w, ok
 }
 
+// cancellable derives the context of a pod's sync that the pod's deletion
+// cancels; done releases it.
+func (c *Controller) cancellable(ctx context.Context, uid types.UID) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.syncing[uid] = cancel
+	c.mu.Unlock()
+	if p := c.podByUID(uid); p == nil || p.DeletionTimestamp != nil {
+		cancel() // deleted before the registration above could see it
+	}
+	return ctx, func() {
+		c.mu.Lock()
+		delete(c.syncing, uid)
+		c.mu.Unlock()
+		cancel()
+	}
+}
+
+// cancelSync ends the pod's sync in progress, if any: a deleted pod is
+// terminated at once rather than after a hook or a pull.
+func (c *Controller) cancelSync(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cancel, ok := c.syncing[uid]; ok {
+		cancel()
+	}
+}
+
 func (c *Controller) forget(uid types.UID) {
 	c.mu.Lock()
 	delete(c.waiting, uid)
 	delete(c.terminating, uid)
+	delete(c.logMessages, uid)
 	c.mu.Unlock()
+	c.objects.release(uid)
 	c.state.remove(uid)
 	c.status.Forget(uid)
 }
@@ -220,22 +269,45 @@ func (c *Controller) forget(uid types.UID) {
 func (c *Controller) nodeIP() string {
 	c.hostIPMu.Lock()
 	defer c.hostIPMu.Unlock()
-	if c.hostIP != "" {
-		return c.hostIP
+	if c.hostIP == "" {
+		c.describeNode()
 	}
+	return c.hostIP
+}
+
+// nodeAllocatable returns the node's allocatable resources, asking the
+// runtime until it answers.
+func (c *Controller) nodeAllocatable() corev1.ResourceList {
+	c.hostIPMu.Lock()
+	defer c.hostIPMu.Unlock()
+	if c.allocatable == nil {
+		c.describeNode()
+	}
+	return c.allocatable
+}
+
+// describeNode learns the node's address and allocatable resources from the
+// runtime; called with hostIPMu held.
+func (c *Controller) describeNode() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	node, err := c.runtime.GetNode(ctx, &runtimev1.GetNodeRequest{Node: c.node})
 	if err != nil {
-		c.log.Warn("get node address from the runtime", "err", err)
-		return ""
+		c.log.Warn("describe the node through the runtime", "err", err)
+		return
 	}
 	for _, a := range node.Addresses {
 		if a.Type == string(corev1.NodeInternalIP) {
 			c.hostIP = a.Address
 		}
 	}
-	return c.hostIP
+	allocatable := corev1.ResourceList{}
+	for name, value := range node.Allocatable {
+		if q, err := resource.ParseQuantity(value); err == nil {
+			allocatable[corev1.ResourceName(name)] = q
+		}
+	}
+	c.allocatable = allocatable
 }
 
 func backoffKey(uid types.UID, container string) string {

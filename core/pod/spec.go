@@ -13,21 +13,20 @@ import (
 // so the pod waits with that reason instead of running without them.
 func unsupported(pod *corev1.Pod) string {
 	var missing []string
-	if len(pod.Spec.InitContainers) > 0 {
-		missing = append(missing, "init containers")
+	for _, ctr := range pod.Spec.InitContainers {
+		if ctr.RestartPolicy != nil && *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			missing = append(missing, fmt.Sprintf("sidecar init container %q (restartPolicy Always)", ctr.Name))
+		}
 	}
 	for _, v := range pod.Spec.Volumes {
 		if !isServiceAccountVolume(v) {
 			missing = append(missing, fmt.Sprintf("volume %q", v.Name))
 		}
 	}
-	for _, ctr := range pod.Spec.Containers {
-		if len(ctr.EnvFrom) > 0 {
-			missing = append(missing, fmt.Sprintf("envFrom in container %q", ctr.Name))
-		}
+	for _, ctr := range allContainers(pod) {
 		for _, e := range ctr.Env {
-			if e.ValueFrom != nil {
-				missing = append(missing, fmt.Sprintf("env %s from a reference in container %q", e.Name, ctr.Name))
+			if e.ValueFrom != nil && e.ValueFrom.FileKeyRef != nil {
+				missing = append(missing, fmt.Sprintf("env %s from a file in container %q", e.Name, ctr.Name))
 			}
 		}
 		for _, p := range ctr.Ports {
@@ -50,23 +49,23 @@ func isServiceAccountVolume(v corev1.Volume) bool {
 }
 
 // containerSpec translates a container of the pod into the runtime protocol,
-// expanding $(VAR) references in command and args as the kubelet does.
-func containerSpec(pod *corev1.Pod, ctr *corev1.Container) (*runtimev1.ContainerSpec, error) {
-	env := make([]*runtimev1.KeyValue, 0, len(ctr.Env))
-	values := map[string]string{}
-	for _, e := range ctr.Env {
-		v := expand(e.Value, values)
-		values[e.Name] = v
-		env = append(env, &runtimev1.KeyValue{Key: e.Name, Value: v})
+// with its resolved environment (resolveEnv), expanding $(VAR) references
+// in command and args as the kubelet does.
+func containerSpec(pod *corev1.Pod, ctr *corev1.Container, env []*runtimev1.KeyValue) (*runtimev1.ContainerSpec, error) {
+	values := make(map[string]string, len(env))
+	for _, kv := range env {
+		values[kv.Key] = kv.Value
 	}
 	spec := &runtimev1.ContainerSpec{
-		Name:       ctr.Name,
-		Image:      ctr.Image,
-		WorkingDir: ctr.WorkingDir,
-		Env:        env,
-		Tty:        ctr.TTY,
-		Stdin:      ctr.Stdin,
+		Name:                   ctr.Name,
+		Image:                  ctr.Image,
+		WorkingDir:             ctr.WorkingDir,
+		Env:                    env,
+		Tty:                    ctr.TTY,
+		Stdin:                  ctr.Stdin,
+		TerminationMessagePath: ctr.TerminationMessagePath,
 	}
+	spec.Resources, spec.Security = containerResources(ctr), securityContext(pod, ctr)
 	for _, a := range ctr.Command {
 		spec.Command = append(spec.Command, expand(a, values))
 	}

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -30,14 +31,19 @@ func TestContainerSpecEnvAndExpansion(t *testing.T) {
 	pod := &corev1.Pod{}
 	ctr := &corev1.Container{
 		Name: "c", Image: "img",
-		Command: []string{"sh", "-c"},
-		Args:    []string{"echo $(GREETING) $(NAME)"},
+		Command:                []string{"sh", "-c"},
+		Args:                   []string{"echo $(GREETING) $(NAME)"},
+		TerminationMessagePath: "/dev/termination-log",
 		Env: []corev1.EnvVar{
 			{Name: "NAME", Value: "world"},
 			{Name: "GREETING", Value: "hello-$(NAME)"},
 		},
 	}
-	spec, err := containerSpec(pod, ctr)
+	env, err := resolveEnv(context.Background(), pod, ctr, &fakeEnv{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := containerSpec(pod, ctr, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,28 +53,37 @@ func TestContainerSpecEnvAndExpansion(t *testing.T) {
 	if spec.Env[1].Value != "hello-world" {
 		t.Errorf("env = %v", spec.Env)
 	}
+	if spec.TerminationMessagePath != "/dev/termination-log" {
+		t.Errorf("termination message path = %q", spec.TerminationMessagePath)
+	}
 }
 
 func TestUnsupportedNamesEachFeature(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
 	pod := &corev1.Pod{Spec: corev1.PodSpec{
-		InitContainers: []corev1.Container{{Name: "init"}},
+		InitContainers: []corev1.Container{{Name: "init"}, {Name: "sidecar", RestartPolicy: &always}},
 		Volumes: []corev1.Volume{
 			{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}},
 			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		},
 		Containers: []corev1.Container{{
 			Name: "app",
-			Env:  []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{}}},
+			Env: []corev1.EnvVar{
+				{Name: "X", ValueFrom: &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{}}},
+				{Name: "Y", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{}}},
+			},
 		}},
 	}}
 	msg := unsupported(pod)
-	for _, want := range []string{"init containers", `volume "data"`, `env X from a reference in container "app"`} {
+	for _, want := range []string{`sidecar init container "sidecar"`, `volume "data"`, `env X from a file in container "app"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q does not name %q", msg, want)
 		}
 	}
-	if strings.Contains(msg, "kube-api-access") {
-		t.Errorf("the service-account volume is reported: %q", msg)
+	for _, supported := range []string{"kube-api-access", `"init"`, "env Y"} {
+		if strings.Contains(msg, supported) {
+			t.Errorf("message %q names %s, which is supported", msg, supported)
+		}
 	}
 	if got := unsupported(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}); got != "" {
 		t.Errorf("plain pod reported: %q", got)

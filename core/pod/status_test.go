@@ -1,9 +1,11 @@
 package pod
 
 import (
+	"encoding/json"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
@@ -40,9 +42,128 @@ func TestPhase(t *testing.T) {
 	}
 	for _, tc := range cases {
 		pod := &corev1.Pod{Spec: corev1.PodSpec{RestartPolicy: tc.policy}}
-		if got := phase(pod, tc.statuses); got != tc.want {
+		if got := phase(pod, nil, tc.statuses); got != tc.want {
 			t.Errorf("%s: phase = %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+func restarting(code int32) corev1.ContainerStatus {
+	cs := waiting()
+	cs.State.Waiting.Reason = "CrashLoopBackOff"
+	cs.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: code}
+	return cs
+}
+
+func TestPhaseWithInitContainers(t *testing.T) {
+	app := []corev1.ContainerStatus{waiting()}
+	cases := []struct {
+		name   string
+		policy corev1.RestartPolicy
+		init   []corev1.ContainerStatus
+		app    []corev1.ContainerStatus
+		want   corev1.PodPhase
+	}{
+		{"first init running", corev1.RestartPolicyAlways, []corev1.ContainerStatus{running(), waiting()}, app, corev1.PodPending},
+		{"second init waiting", corev1.RestartPolicyAlways, []corev1.ContainerStatus{exited(0), waiting()}, app, corev1.PodPending},
+		{"init failed, never", corev1.RestartPolicyNever, []corev1.ContainerStatus{exited(1), waiting()}, app, corev1.PodFailed},
+		{"init failed, restarting", corev1.RestartPolicyOnFailure, []corev1.ContainerStatus{restarting(1), waiting()}, app, corev1.PodPending},
+		{"init failed, always", corev1.RestartPolicyAlways, []corev1.ContainerStatus{exited(2)}, app, corev1.PodPending},
+		{"initialized, app running", corev1.RestartPolicyNever, []corev1.ContainerStatus{exited(0), exited(0)}, []corev1.ContainerStatus{running()}, corev1.PodRunning},
+		{"initialized, app done", corev1.RestartPolicyNever, []corev1.ContainerStatus{exited(0)}, []corev1.ContainerStatus{exited(0)}, corev1.PodSucceeded},
+	}
+	for _, tc := range cases {
+		pod := &corev1.Pod{Spec: corev1.PodSpec{RestartPolicy: tc.policy}}
+		if got := phase(pod, tc.init, tc.app); got != tc.want {
+			t.Errorf("%s: phase = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func condition(st *corev1.PodStatus, t corev1.PodConditionType) corev1.PodCondition {
+	for _, c := range st.Conditions {
+		if c.Type == t {
+			return c
+		}
+	}
+	return corev1.PodCondition{}
+}
+
+// While the second of two init containers runs, the pod is Pending and not
+// initialized, its app container waits with PodInitializing, and the first
+// init container is reported completed and ready.
+func TestInitContainerStatuses(t *testing.T) {
+	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		RestartPolicy:  corev1.RestartPolicyNever,
+		InitContainers: []corev1.Container{{Name: "one"}, {Name: "two"}},
+		Containers:     []corev1.Container{{Name: "app"}},
+	}}
+	pod.UID = "u1"
+	exitedOK := &runtimev1.ContainerStatus{Name: "one", Id: "i1", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED, Reason: "Completed"}
+	rt := &podRuntime{sandbox: &runtimev1.Sandbox{Id: "sb"}, containers: map[string][]*runtimev1.ContainerStatus{
+		"one": {exitedOK},
+		"two": {{Name: "two", Id: "i2", State: runtimev1.ContainerState_CONTAINER_STATE_RUNNING}},
+	}}
+	st := c.computeStatus(pod, rt)
+	if len(st.InitContainerStatuses) != 2 || !st.InitContainerStatuses[0].Ready || st.InitContainerStatuses[1].Ready {
+		t.Fatalf("init statuses = %+v", st.InitContainerStatuses)
+	}
+	if w := st.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != "PodInitializing" {
+		t.Errorf("app container = %+v, want waiting PodInitializing", st.ContainerStatuses[0].State)
+	}
+	if st.Phase != corev1.PodPending {
+		t.Errorf("phase = %s", st.Phase)
+	}
+	init := condition(st, corev1.PodInitialized)
+	if init.Status != corev1.ConditionFalse || init.Reason != "ContainersNotInitialized" || init.Message != "containers with incomplete status: [two]" {
+		t.Errorf("Initialized = %+v", init)
+	}
+
+	// Both done, the app container has run to completion: PodCompleted.
+	rt.containers["two"] = []*runtimev1.ContainerStatus{{Name: "two", Id: "i2", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED}}
+	rt.containers["app"] = []*runtimev1.ContainerStatus{{Name: "app", Id: "a", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED}}
+	st = c.computeStatus(pod, rt)
+	if st.Phase != corev1.PodSucceeded {
+		t.Errorf("phase = %s", st.Phase)
+	}
+	if init := condition(st, corev1.PodInitialized); init.Status != corev1.ConditionTrue || init.Reason != "PodCompleted" {
+		t.Errorf("Initialized = %+v", init)
+	}
+	if ready := condition(st, corev1.PodReady); ready.Status != corev1.ConditionFalse || ready.Reason != "PodCompleted" {
+		t.Errorf("Ready = %+v", ready)
+	}
+
+	// A failed init container with restartPolicy Never fails the pod.
+	rt.containers["two"] = []*runtimev1.ContainerStatus{{Name: "two", Id: "i2", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED, ExitCode: 1}}
+	delete(rt.containers, "app")
+	st = c.computeStatus(pod, rt)
+	if st.Phase != corev1.PodFailed {
+		t.Errorf("phase = %s", st.Phase)
+	}
+	if ready := condition(st, corev1.ContainersReady); ready.Reason != "PodFailed" {
+		t.Errorf("ContainersReady = %+v", ready)
+	}
+}
+
+// A container with FallbackToLogsOnError shows the end of its log when it
+// failed without writing a message; a message it wrote wins.
+func TestTerminatedMessageFallsBackToLogs(t *testing.T) {
+	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, logMessages: map[types.UID]map[string]string{}, hostIP: "192.0.2.7"}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	pod.UID = "u1"
+	c.setLogMessage("u1", "c0", "from the log\n")
+	if got := c.terminated(pod, &runtimev1.ContainerStatus{Id: "c0", ExitCode: 1}).Message; got != "from the log\n" {
+		t.Errorf("message = %q", got)
+	}
+	if got := c.terminated(pod, &runtimev1.ContainerStatus{Id: "c0", ExitCode: 1, Message: "written"}).Message; got != "written" {
+		t.Errorf("message = %q", got)
+	}
+	if needsLogMessage(&runtimev1.ContainerStatus{State: runtimev1.ContainerState_CONTAINER_STATE_EXITED, ExitCode: 128, Reason: reasonStartError}) {
+		t.Error("a container that never started has no log to read")
+	}
+	if needsLogMessage(&runtimev1.ContainerStatus{State: runtimev1.ContainerState_CONTAINER_STATE_EXITED}) {
+		t.Error("a container that succeeded needs no message")
 	}
 }
 
@@ -79,6 +200,37 @@ func TestContainerStatusFromRuntime(t *testing.T) {
 	}
 	if !ready {
 		t.Errorf("Ready condition not true: %+v", st.Conditions)
+	}
+}
+
+// A status read back from the API server must equal the one computed again
+// from the same runtime state, or the status writer writes it twice.
+func TestStatusSurvivesTheAPIRoundTrip(t *testing.T) {
+	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init", Image: "busybox"}},
+		Containers:     []corev1.Container{{Name: "app", Image: "busybox"}},
+	}}
+	pod.UID = "u1"
+	rt := &podRuntime{
+		sandbox: &runtimev1.Sandbox{Id: "sb", CreatedAtUnixNano: 1_123_456_789},
+		containers: map[string][]*runtimev1.ContainerStatus{"init": {
+			{Name: "init", Id: "i0", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED, Reason: "Completed", StartedAtUnixNano: 1_200_000_000, FinishedAtUnixNano: 1_300_000_000},
+		}, "app": {
+			{Name: "app", Attempt: 0, Id: "c0", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED, ExitCode: 3, StartedAtUnixNano: 1_500_000_000, FinishedAtUnixNano: 2_250_000_000},
+			{Name: "app", Attempt: 1, Id: "c1", State: runtimev1.ContainerState_CONTAINER_STATE_RUNNING, StartedAtUnixNano: 3_999_999_999},
+		}},
+	}
+	written := c.computeStatus(pod, rt)
+	data, err := json.Marshal(written)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &pod.Status); err != nil {
+		t.Fatal(err)
+	}
+	if again := c.computeStatus(pod, rt); !equality.Semantic.DeepEqual(&pod.Status, again) {
+		t.Errorf("status read back differs from the one computed again:\nread  %+v\nagain %+v", pod.Status, *again)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,35 +36,97 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		c.startTermination(ctx, pod, rt)
 		return 0, nil
 	case isTerminal(pod):
+		c.objects.release(uid)
+		if allExited(pod, rt) {
+			// The phase is final, but a container's exit may be told twice,
+			// the second time with what its record adds (its termination
+			// message): the status takes that in.
+			c.readLogMessages(ctx, pod)
+			c.report(pod)
+		}
 		return 0, nil
 	}
 	if msg := unsupported(pod); msg != "" {
-		for _, ctr := range pod.Spec.Containers {
+		for _, ctr := range allContainers(pod) {
 			c.setWaiting(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
 		}
 		c.report(pod)
 		return 0, nil
 	}
+	ctx, done := c.cancellable(ctx, uid)
+	defer done()
 
+	var pulled map[string]pullResult
 	if rt == nil || rt.sandbox == nil {
-		if err := c.runSandbox(ctx, pod); err != nil {
+		var err error
+		pulled, err = c.createSandbox(ctx, pod)
+		if err != nil && ctx.Err() != nil {
+			return 0, nil
+		}
+		if err != nil {
 			c.report(pod)
 			return 0, err
 		}
 	}
+	retry, err := c.syncContainers(ctx, pod, pulled)
+	if ctx.Err() != nil {
+		// Deleted meanwhile (the deletion re-queued it: the next sync
+		// terminates it), or the agent is stopping.
+		return 0, nil
+	}
+	c.readLogMessages(ctx, pod)
+	c.report(pod)
+	return retry, err
+}
+
+// syncContainers runs the init containers one after the other, each to its
+// success, and then the app containers.
+func (c *Controller) syncContainers(ctx context.Context, pod *corev1.Pod, pulled map[string]pullResult) (time.Duration, error) {
+	if initialized, wait, err := c.syncInitContainers(ctx, pod, pulled); !initialized || err != nil {
+		return wait, err
+	}
 	var retry time.Duration
 	for i := range pod.Spec.Containers {
-		wait, err := c.syncContainer(ctx, pod, &pod.Spec.Containers[i])
+		ctr := &pod.Spec.Containers[i]
+		wait, err := c.syncContainer(ctx, pod, ctr, pod.Spec.RestartPolicy, pullOf(pulled, ctr.Name))
 		if err != nil {
-			c.report(pod)
 			return 0, err
 		}
 		if wait > 0 && (retry == 0 || wait < retry) {
 			retry = wait
 		}
 	}
-	c.report(pod)
 	return retry, nil
+}
+
+// createSandbox runs the pod's sandbox and meanwhile pulls the images of
+// the containers that start first (the first init container, or else every
+// app container): neither waits for the other.
+func (c *Controller) createSandbox(ctx context.Context, pod *corev1.Pod) (map[string]pullResult, error) {
+	first := pod.Spec.Containers
+	if len(pod.Spec.InitContainers) > 0 {
+		first = pod.Spec.InitContainers[:1]
+	}
+	pulled := make(map[string]pullResult, len(first))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range first {
+			var r pullResult
+			r.wait, r.err = c.pullImage(ctx, pod, &first[i])
+			pulled[first[i].Name] = r
+		}
+	}()
+	err := c.runSandbox(ctx, pod)
+	<-done
+	if err != nil {
+		// Set after the pulls' reasons: the sandbox is what the pod waits for.
+		for _, ctr := range allContainers(pod) {
+			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "create pod sandbox: " + status.Convert(err).Message()})
+		}
+		return nil, err
+	}
+	return pulled, nil
 }
 
 func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
@@ -83,19 +144,19 @@ func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 		PodObject:   encoded,
 	})
 	if err != nil {
-		for _, ctr := range pod.Spec.Containers {
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "create pod sandbox: " + status.Convert(err).Message()})
+		if ctx.Err() == nil {
+			c.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %s", status.Convert(err).Message())
 		}
-		c.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %s", status.Convert(err).Message())
 		return fmt.Errorf("run sandbox of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	c.state.setSandbox(sb)
 	return nil
 }
 
-// syncContainer starts the container if it never ran, or restarts it as the
-// pod's restart policy says, after the kubelet's back-off.
-func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (time.Duration, error) {
+// syncContainer starts the container if it never ran, or restarts it as
+// policy says, after the kubelet's back-off. pulled is the pull of its
+// image already done in this sync, if any.
+func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, policy corev1.RestartPolicy, pulled *pullResult) (time.Duration, error) {
 	rt := c.state.get(pod.UID)
 	last := rt.latest(ctr.Name)
 	var attempt uint32
@@ -105,7 +166,7 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 	case last.State != runtimev1.ContainerState_CONTAINER_STATE_EXITED:
 		c.setWaiting(pod.UID, ctr.Name, nil)
 		return 0, nil
-	case !shouldRestart(pod.Spec.RestartPolicy, last.ExitCode):
+	case !shouldRestart(policy, last.ExitCode):
 		return 0, nil
 	default:
 		key := backoffKey(pod.UID, ctr.Name)
@@ -113,75 +174,14 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 		if c.crashBackoff.IsInBackOffSince(key, finished) {
 			delay := c.crashBackoff.Get(key)
 			c.setWaiting(pod.UID, ctr.Name, &waitReason{"CrashLoopBackOff",
-				fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, ctr.Name, pod.Name, pod.Namespace, pod.UID)})
-			c.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", ctr.Name, pod.Name, pod.Namespace, pod.UID)
+				fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, ctr.Name, podName(pod))})
+			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventBackOff, "Back-off restarting failed container %s in pod %s", ctr.Name, podName(pod))
 			return time.Until(finished.Add(delay)) + 10*time.Millisecond, nil
 		}
 		c.crashBackoff.Next(key, finished)
 		attempt = last.Attempt + 1
 	}
-
-	if wait, err := c.pullImage(ctx, pod, ctr); wait > 0 || err != nil {
-		return wait, err
-	}
-	spec, err := containerSpec(pod, ctr)
-	if err != nil {
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"CreateContainerConfigError", err.Error()})
-		return 0, nil
-	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	st, err := c.runtime.StartContainer(callCtx, &runtimev1.StartContainerRequest{
-		Node: c.node, Pod: podRef(pod), Container: spec, Attempt: attempt,
-	})
-	if err != nil {
-		msg := status.Convert(err).Message()
-		if status.Code(err) == codes.Unavailable {
-			return 0, fmt.Errorf("start container %s of pod %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
-		}
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"CreateContainerError", msg})
-		c.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %s", msg)
-		return c.crashBackoff.Get(backoffKey(pod.UID, ctr.Name)) + time.Second, nil
-	}
-	c.state.setContainer(st)
-	c.setWaiting(pod.UID, ctr.Name, nil)
-	c.events.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", ctr.Name)
-	if attempt > 1 {
-		// Keep the attempt before this one for `kubectl logs --previous`.
-		c.removeAttemptsBefore(ctx, pod.UID, ctr.Name, attempt-1)
-	}
-	return 0, nil
-}
-
-// pullImage makes the container's image present, as its pull policy says.
-func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (time.Duration, error) {
-	key := backoffKey(pod.UID, "image/"+ctr.Image)
-	if c.pullBackoff.IsInBackOffSinceUpdate(key, time.Now()) {
-		w, _ := c.waitingOf(pod.UID, ctr.Name)
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", ctr.Image, w.message)})
-		return c.pullBackoff.Get(key), nil
-	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, err := c.runtime.PullImage(callCtx, &runtimev1.PullImageRequest{
-		Node:   c.node,
-		Image:  ctr.Image,
-		Always: ctr.ImagePullPolicy == corev1.PullAlways,
-		Never:  ctr.ImagePullPolicy == corev1.PullNever,
-	})
-	if err == nil {
-		c.pullBackoff.Reset(key)
-		return 0, nil
-	}
-	msg := status.Convert(err).Message()
-	reason := "ErrImagePull"
-	if ctr.ImagePullPolicy == corev1.PullNever {
-		reason = "ErrImageNeverPull"
-	}
-	c.setWaiting(pod.UID, ctr.Name, &waitReason{reason, msg})
-	c.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", ctr.Image, msg)
-	c.pullBackoff.Next(key, time.Now())
-	return c.pullBackoff.Get(key), nil
+	return c.startContainer(ctx, pod, ctr, attempt, pulled)
 }
 
 func (c *Controller) removeAttemptsBefore(ctx context.Context, uid types.UID, name string, keep uint32) {
@@ -229,4 +229,34 @@ func hostname(pod *corev1.Pod) string {
 		return pod.Spec.Hostname
 	}
 	return pod.Name
+}
+
+// allContainers lists the pod's init containers, then its app containers.
+func allContainers(pod *corev1.Pod) []corev1.Container {
+	return append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
+}
+
+// pullOf is the pull already done for a container in this sync, or nil.
+func pullOf(pulled map[string]pullResult, name string) *pullResult {
+	if r, ok := pulled[name]; ok {
+		return &r
+	}
+	return nil
+}
+
+// allExited says whether the runtime still holds, exited, every container
+// the pod's status says has run: a final status can be computed again from
+// that without losing anything.
+func allExited(pod *corev1.Pod, rt *podRuntime) bool {
+	statuses := append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		if cs.ContainerID == "" {
+			continue
+		}
+		last := rt.latest(cs.Name)
+		if last == nil || last.State != runtimev1.ContainerState_CONTAINER_STATE_EXITED {
+			return false
+		}
+	}
+	return rt != nil
 }

@@ -41,25 +41,18 @@ func (c *Controller) startTermination(ctx context.Context, pod *corev1.Pod, rt *
 
 func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime) error {
 	grace := remainingGrace(pod)
+	ctrs := allContainers(pod)
 	var wg sync.WaitGroup
-	errs := make(chan error, len(pod.Spec.Containers))
-	for _, ctr := range pod.Spec.Containers {
+	errs := make(chan error, len(ctrs))
+	for _, ctr := range ctrs {
 		last := rt.latest(ctr.Name)
 		if last == nil || last.State == runtimev1.ContainerState_CONTAINER_STATE_EXITED {
 			continue
 		}
-		c.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", ctr.Name)
 		wg.Go(func() {
-			callCtx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+stopSlack)
-			defer cancel()
-			st, err := c.runtime.StopContainer(callCtx, &runtimev1.StopContainerRequest{
-				Node: c.node, PodUid: string(pod.UID), Name: ctr.Name, GracePeriodSeconds: grace,
-			})
-			if err != nil {
+			if _, err := c.stopContainer(ctx, pod, &ctr, last.Id, grace, ""); err != nil {
 				errs <- err
-				return
 			}
-			c.state.setContainer(st)
 		})
 	}
 	wg.Wait()
@@ -67,6 +60,7 @@ func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRunt
 	if err := <-errs; err != nil {
 		return err
 	}
+	c.readLogMessages(ctx, pod)
 	if err := c.status.Write(ctx, pod, c.computeStatus(pod, c.state.get(pod.UID))); err != nil {
 		return err
 	}

@@ -11,6 +11,9 @@ import (
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
+// watchHeaderWait bounds the wait for a plugin to confirm its watch.
+const watchHeaderWait = 5 * time.Second
+
 // watchRuntime keeps the runtime state current: it opens the container
 // event stream, lists the runtime (so nothing that happened before the
 // stream opened is missed), then applies events until the stream breaks, a
@@ -36,6 +39,23 @@ func (c *Controller) watchOnce(ctx context.Context) error {
 	stream, err := c.runtime.WatchContainers(streamCtx, &runtimev1.WatchContainersRequest{Node: c.node})
 	if err != nil {
 		return err
+	}
+	// The headers say the watch is registered: from now on no event is
+	// missed. A plugin that does not send them is listed after a while anyway.
+	headers := make(chan error, 1)
+	go func() {
+		_, err := stream.Header()
+		headers <- err
+	}()
+	select {
+	case err := <-headers:
+		if err != nil {
+			return err
+		}
+	case <-time.After(watchHeaderWait):
+		c.log.Warn("the runtime plugin did not confirm its container watch; listing anyway")
+	case <-ctx.Done():
+		return nil
 	}
 	if err := c.listRuntime(ctx); err != nil {
 		return err

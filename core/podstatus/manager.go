@@ -108,6 +108,11 @@ func (m *Manager) writeNext(ctx context.Context) bool {
 	m.mu.Lock()
 	e, ok := m.pending[uid]
 	delete(m.pending, uid)
+	if ok {
+		// Counted as written from now on, so that the same status set again
+		// while it is being written is not written twice; undone on failure.
+		m.written[uid] = e.status
+	}
 	m.mu.Unlock()
 	if !ok {
 		return true
@@ -115,9 +120,6 @@ func (m *Manager) writeNext(ctx context.Context) bool {
 	err := m.patch(ctx, uid, e)
 	switch {
 	case err == nil:
-		m.mu.Lock()
-		m.written[uid] = e.status
-		m.mu.Unlock()
 		m.queue.Forget(uid)
 	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		// The pod is gone, or it is another pod of the same name now.
@@ -125,6 +127,7 @@ func (m *Manager) writeNext(ctx context.Context) bool {
 	default:
 		m.log.Error("write pod status", "pod", e.namespace+"/"+e.name, "err", err)
 		m.mu.Lock()
+		delete(m.written, uid)
 		if _, newer := m.pending[uid]; !newer {
 			m.pending[uid] = e
 		}

@@ -1,0 +1,119 @@
+package pod
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// imageNeverPullRetry is how soon a container whose image is absent, and
+// may not be pulled, looks for it again.
+const imageNeverPullRetry = 10 * time.Second
+
+// pullResult is the outcome of pullImage.
+type pullResult struct {
+	wait time.Duration
+	err  error
+}
+
+// pullImage makes the container's image present, as its pull policy says,
+// with the kubelet's events: "already present on machine" when it is and
+// the policy lets it be used, else Pulling then Pulled or Failed, and the
+// image back-off after a failure. It returns how long the container must
+// wait before the image is tried again; an error only when the agent could
+// not ask (ctx ended).
+func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (time.Duration, error) {
+	policy := ctr.ImagePullPolicy
+	if policy != corev1.PullAlways {
+		present, err := c.imagePresent(ctx, ctr.Image)
+		switch {
+		case ctx.Err() != nil:
+			return 0, ctx.Err()
+		case status.Code(err) == codes.InvalidArgument:
+			msg := status.Convert(err).Message()
+			c.setWaiting(pod.UID, ctr.Name, &waitReason{"InvalidImageName", msg})
+			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, "InspectFailed", "Failed to apply default image tag %q: %s", ctr.Image, msg)
+			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: InvalidImageName")
+			return imageNeverPullRetry, nil
+		case present:
+			c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Container image %q already present on machine", ctr.Image)
+			return 0, nil
+		case err == nil && policy == corev1.PullNever:
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)
+			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ErrImageNeverPull", msg})
+			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventErrImageNeverPull, "%s", msg)
+			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImageNeverPull")
+			return imageNeverPullRetry, nil
+		}
+		// Absent, or the runtime could not tell: pulling says which.
+	}
+
+	image := withDefaultTag(ctr.Image)
+	key := backoffKey(pod.UID, "image/"+ctr.Image)
+	if c.pullBackoff.IsInBackOffSinceUpdate(key, time.Now()) {
+		w, _ := c.waitingOf(pod.UID, ctr.Name)
+		c.setWaiting(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
+		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", image)
+		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
+		return c.pullBackoff.Get(key), nil
+	}
+	c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
+	began := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err := c.pullWithSecrets(callCtx, pod, &runtimev1.PullImageRequest{
+		Node:   c.node,
+		Image:  ctr.Image,
+		Always: ctr.ImagePullPolicy == corev1.PullAlways,
+	})
+	if err == nil {
+		took := time.Since(began).Truncate(time.Millisecond)
+		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Successfully pulled image %q in %s (%s including waiting)", image, took, took)
+		c.pullBackoff.Reset(key)
+		return 0, nil
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	msg := status.Convert(err).Message()
+	c.setWaiting(pod.UID, ctr.Name, &waitReason{"ErrImagePull", msg})
+	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %s", image, msg)
+	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImagePull")
+	c.pullBackoff.Next(key, time.Now())
+	return c.pullBackoff.Get(key), nil
+}
+
+// imagePresent asks the runtime whether the image is on the node, without
+// pulling it (a pull with policy Never). An absent image is (false, nil).
+func (c *Controller) imagePresent(ctx context.Context, image string) (bool, error) {
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err := c.runtime.PullImage(callCtx, &runtimev1.PullImageRequest{Node: c.node, Image: image, Never: true})
+	switch status.Code(err) {
+	case codes.OK:
+		return true, nil
+	case codes.FailedPrecondition, codes.NotFound:
+		return false, nil
+	}
+	return false, err
+}
+
+// withDefaultTag names the image as the kubelet does in its pull events:
+// with ":latest" when it has neither tag nor digest.
+func withDefaultTag(image string) string {
+	if strings.Contains(image, "@") {
+		return image
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	if strings.Contains(last, ":") {
+		return image
+	}
+	return image + ":latest"
+}

@@ -1,0 +1,86 @@
+package pod
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// reasonStartError is the runtime's reason for an attempt that runc refused
+// to start: it exists, and has exited at once.
+const reasonStartError = "StartError"
+
+// startContainer starts one attempt of a container as the kubelet does:
+// its image, its configuration (the environment may wait for a ConfigMap
+// or Secret), the start itself, then its postStart hook. It returns how
+// soon to try again when the container must wait.
+func (c *Controller) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, attempt uint32, pulled *pullResult) (time.Duration, error) {
+	if pulled == nil {
+		wait, err := c.pullImage(ctx, pod, ctr)
+		pulled = &pullResult{wait, err}
+	}
+	if pulled.wait > 0 || pulled.err != nil {
+		return pulled.wait, pulled.err
+	}
+	spec, err := c.buildSpec(ctx, pod, ctr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		c.setWaiting(pod.UID, ctr.Name, &waitReason{"CreateContainerConfigError", err.Error()})
+		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", err.Error())
+		// A watch re-queues the pod when a missing object appears; this is
+		// the kubelet's periodic retry behind it.
+		key := backoffKey(pod.UID, "config/"+ctr.Name)
+		c.pullBackoff.Next(key, time.Now())
+		return c.pullBackoff.Get(key), nil
+	}
+	c.pullBackoff.Reset(backoffKey(pod.UID, "config/"+ctr.Name))
+
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	st, err := c.runtime.StartContainer(callCtx, &runtimev1.StartContainerRequest{
+		Node: c.node, Pod: podRef(pod), Container: spec, Attempt: attempt,
+	})
+	if err != nil {
+		msg := status.Convert(err).Message()
+		if status.Code(err) == codes.Unavailable || ctx.Err() != nil {
+			return 0, fmt.Errorf("start container %s of pod %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
+		}
+		c.setWaiting(pod.UID, ctr.Name, &waitReason{startErrorReason(err), msg})
+		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
+		return c.crashBackoff.Get(backoffKey(pod.UID, ctr.Name)) + time.Second, nil
+	}
+	c.state.setContainer(st)
+	c.setWaiting(pod.UID, ctr.Name, nil)
+	c.containerEvent(pod, ctr, st.Id, corev1.EventTypeNormal, eventCreated, "Container created")
+	if st.State == runtimev1.ContainerState_CONTAINER_STATE_EXITED && st.Reason == reasonStartError {
+		c.containerEvent(pod, ctr, st.Id, corev1.EventTypeWarning, eventFailed, "Error: %s", st.Message)
+	} else {
+		c.containerEvent(pod, ctr, st.Id, corev1.EventTypeNormal, eventStarted, "Container started")
+	}
+	if attempt > 1 {
+		// Keep the attempt before this one for `kubectl logs --previous`.
+		c.removeAttemptsBefore(ctx, pod.UID, ctr.Name, attempt-1)
+	}
+	if st.State == runtimev1.ContainerState_CONTAINER_STATE_RUNNING && ctr.Lifecycle != nil && ctr.Lifecycle.PostStart != nil {
+		return 0, c.postStart(ctx, pod, ctr, st)
+	}
+	return 0, nil
+}
+
+// buildSpec resolves the container's environment and translates it into
+// the runtime protocol.
+func (c *Controller) buildSpec(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (*runtimev1.ContainerSpec, error) {
+	env, err := resolveEnv(ctx, pod, ctr, controllerEnv{c})
+	if err != nil {
+		return nil, err
+	}
+	return containerSpec(pod, ctr, env)
+}
