@@ -27,9 +27,10 @@ func TestPodsTheNodeCannotRunGetAReason(t *testing.T) {
 	missing.Spec.Containers[0].Image = host + "/no-such-image:latest"
 	unreachable := busyboxPod("stopped-registry", "true", corev1.RestartPolicyNever)
 	unreachable.Spec.Containers[0].Image = fmt.Sprintf("127.0.0.1:%d/busybox:latest", closedPort(t))
-	initPod := busyboxPod("with-init", "true", corev1.RestartPolicyNever)
-	initPod.Spec.InitContainers = []corev1.Container{{Name: "init", Image: env.Image(), Command: []string{"true"}}}
-	for _, p := range []*corev1.Pod{missing, unreachable, initPod} {
+	sidecar := busyboxPod("with-sidecar", "true", corev1.RestartPolicyNever)
+	always := corev1.ContainerRestartPolicyAlways
+	sidecar.Spec.InitContainers = []corev1.Container{{Name: "sidecar", Image: env.Image(), Command: []string{"sleep", "3600"}, RestartPolicy: &always}}
+	for _, p := range []*corev1.Pod{missing, unreachable, sidecar} {
 		createPod(t, ns, p)
 	}
 	// Meanwhile the agent goes on running everything else.
@@ -48,11 +49,11 @@ func TestPodsTheNodeCannotRunGetAReason(t *testing.T) {
 	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "connection refused") {
 		t.Errorf("unreachable registry: message %q does not say why", msg)
 	}
-	p = waitPod(t, ns, "with-init", time.Minute, "refused with a reason", func(p *corev1.Pod) bool {
+	p = waitPod(t, ns, "with-sidecar", time.Minute, "refused with a reason", func(p *corev1.Pod) bool {
 		return waitingReason(p) == "CreateContainerConfigError"
 	})
-	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "init containers") {
-		t.Errorf("init containers: message %q does not name them", msg)
+	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, `sidecar init container "sidecar"`) {
+		t.Errorf("sidecar: message %q does not name it", msg)
 	}
 	waitPod(t, ns, "fine", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
 }

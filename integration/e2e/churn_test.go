@@ -61,7 +61,7 @@ func TestDeploymentScalesAndHostFollows(t *testing.T) {
 // converges, and no container is started twice or left behind.
 func TestPluginKilledDuringChurn(t *testing.T) {
 	ns := namespace(t)
-	const total, deleted = 20, 6
+	const total, deleted = 50, 15
 	uids := map[string]string{}
 	oldPID := pluginPID(t)
 	if oldPID == 0 {
@@ -73,11 +73,11 @@ func TestPluginKilledDuringChurn(t *testing.T) {
 		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
 		uids[name] = string(createPod(t, ns, p).UID)
 		switch i {
-		case 8:
+		case 20:
 			if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
 				t.Fatalf("kill -9 the plugin: %v", err)
 			}
-		case 12:
+		case 30:
 			for j := range deleted {
 				name := fmt.Sprintf("churn-%02d", j)
 				if err := env.Client().CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
