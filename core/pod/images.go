@@ -58,8 +58,10 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 	image := withDefaultTag(ctr.Image)
 	key := backoffKey(pod.UID, "image/"+ctr.Image)
 	if c.pullBackoff.IsInBackOffSinceUpdate(key, time.Now()) {
-		w, _ := c.waitingOf(pod.UID, ctr.Name)
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
+		// The message keeps the pull's error once, however often the back-off is seen.
+		if w, _ := c.waitingOf(pod.UID, ctr.Name); w.reason != "ImagePullBackOff" {
+			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
+		}
 		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", image)
 		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
 		return c.pullBackoff.Get(key), nil
