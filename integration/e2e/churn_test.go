@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -33,12 +34,17 @@ func TestDeploymentScalesAndHostFollows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, replicas := range []int32{0, 5, 1} {
-		scale, err := deployments.GetScale(context.Background(), "web", metav1.GetOptions{})
+		// The deployment controller writes the object too: retry on conflict.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			scale, err := deployments.GetScale(context.Background(), "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			scale.Spec.Replicas = replicas
+			_, err = deployments.UpdateScale(context.Background(), "web", scale, metav1.UpdateOptions{})
+			return err
+		})
 		if err != nil {
-			t.Fatal(err)
-		}
-		scale.Spec.Replicas = replicas
-		if _, err := deployments.UpdateScale(context.Background(), "web", scale, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 2*time.Minute, fmt.Sprintf("%d pods running on the host", replicas), func() (bool, string) {
