@@ -245,19 +245,9 @@ func (s *session) deleteTask(ctx context.Context, id string, kill bool) error {
 
 // deleteTaskLocked is deleteTask for a caller holding the reap lock.
 func (s *session) deleteTaskLocked(ctx context.Context, id string, kill bool) error {
-	c, err := s.client.LoadContainer(ctx, id)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return statusf(err, "load container %s", id)
-	}
-	t, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return statusf(err, "load task of container %s", id)
+	t, err := s.task(ctx, id)
+	if t == nil || err != nil {
+		return err
 	}
 	var opts []client.ProcessDeleteOpts
 	if kill {
@@ -381,4 +371,24 @@ func (s *session) taskProcesses(ctx context.Context) (map[string]*task.Process, 
 
 func noSandbox(podUID string) error {
 	return status.Errorf(codes.FailedPrecondition, "pod %s has no sandbox: call RunSandbox first", podUID)
+}
+
+// task returns the container's task, or nil when the container or its task
+// does not exist.
+func (s *session) task(ctx context.Context, id string) (client.Task, error) {
+	c, err := s.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, statusf(err, "load container %s", id)
+	}
+	t, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, statusf(err, "load task of container %s", id)
+	}
+	return t, nil
 }

@@ -143,19 +143,9 @@ func (s *session) reapExit(ctx context.Context, id string, es client.ExitStatus)
 
 // signal sends sig to the container's task if it has a live one.
 func (s *session) signal(ctx context.Context, id string, sig syscall.Signal, all bool) error {
-	c, err := s.client.LoadContainer(ctx, id)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return statusf(err, "load container %s", id)
-	}
-	t, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return statusf(err, "load task of container %s", id)
+	t, err := s.task(ctx, id)
+	if t == nil || err != nil {
+		return err
 	}
 	var opts []client.KillOpts
 	if all {
