@@ -99,7 +99,7 @@ func (c *criLogWriter) copyStream(stream string, r io.Reader) {
 		case errors.Is(err, bufio.ErrBufferFull):
 			c.writeLine(stream, "P", line)
 		case len(line) > 0:
-			c.writeLine(stream, "F", line) // unterminated last line
+			c.writeLine(stream, "P", line) // unterminated last line: no newline to restore
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

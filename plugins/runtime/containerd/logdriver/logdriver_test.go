@@ -32,7 +32,7 @@ func TestCRILogWriter(t *testing.T) {
 		}
 		got = append(got, m[2]+" "+m[3]+" "+text)
 	}
-	want := []string{"stdout F hello", "stdout F ", "stdout F world", "stdout P xxx...", "stdout F xxxxxxxxxx", "stdout F last", "stderr F oops"}
+	want := []string{"stdout F hello", "stdout F ", "stdout F world", "stdout P xxx...", "stdout F xxxxxxxxxx", "stdout P last", "stderr F oops"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
