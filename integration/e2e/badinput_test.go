@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -166,25 +164,10 @@ func writeConfig(t *testing.T, cfg *config.Agent) string {
 // and removes its nodes.
 func startAgent(t *testing.T, configPath string) func() {
 	t.Helper()
-	var log bytes.Buffer
-	cmd := exec.Command(filepath.Join(filepath.Dir(env.Kubectl()), "fedlet"), "agent", "--config", configPath)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stop := startProcess(t, "second agent", exec.Command(filepath.Join(filepath.Dir(env.Kubectl()), "fedlet"), "agent", "--config", configPath))
 	return func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if !stop(30 * time.Second) {
 			t.Errorf("second agent did not stop within 30s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("second agent's log:\n%s", log.String())
 		}
 		cfg, err := config.Load(configPath)
 		if err == nil {

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -161,27 +160,10 @@ http:
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var log bytes.Buffer
 	cmd := exec.Command(filepath.Join(filepath.Dir(env.Kubectl()), "registry"), "serve", filepath.Join(dir, "config.yaml"))
 	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("auth registry's log:\n%s", log.String())
-		}
-	})
+	stop := startProcess(t, "auth registry", cmd)
+	t.Cleanup(func() { stop(20 * time.Second) })
 	waitFor(t, 30*time.Second, "the auth registry serving", func() (bool, string) {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err != nil {

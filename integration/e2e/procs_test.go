@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // process is one entry of /proc.
@@ -66,4 +70,33 @@ func pluginPID(t *testing.T) int {
 		}
 	}
 	return 0
+}
+
+// startProcess starts cmd with its output captured. The returned stop sends
+// SIGTERM, kills it if it has not exited within timeout (reporting whether it
+// did exit in time), and logs its output if it did not or the test failed.
+func startProcess(t *testing.T, what string, cmd *exec.Cmd) (stop func(timeout time.Duration) bool) {
+	t.Helper()
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", what, err)
+	}
+	return func(timeout time.Duration) bool {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		inTime := true
+		select {
+		case <-done:
+		case <-time.After(timeout):
+			_ = cmd.Process.Kill()
+			<-done
+			inTime = false
+		}
+		if !inTime || t.Failed() {
+			t.Logf("%s's log:\n%s", what, log.String())
+		}
+		return inTime
+	}
 }
