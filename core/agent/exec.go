@@ -49,7 +49,11 @@ func (r *nodeRegistry) ExecInContainer(ctx context.Context, namespace, name, con
 	// The pumps end when their source ends: the streaming library closes
 	// both once this call has returned and the connection is gone.
 	if in != nil {
-		go pumpStdin(in, send)
+		go pumpStdin(in, func(data []byte) error {
+			return send(&runtimev1.ExecRequest{Request: &runtimev1.ExecRequest_Stdin{Stdin: data}})
+		}, func() {
+			_ = send(&runtimev1.ExecRequest{Request: &runtimev1.ExecRequest_StdinDone{StdinDone: true}})
+		})
 	}
 	if resize != nil {
 		go func() {
@@ -78,18 +82,18 @@ func firstSize(ctx context.Context, resize <-chan remotecommand.TerminalSize) *r
 	return nil
 }
 
-func pumpStdin(in io.Reader, send func(*runtimev1.ExecRequest) error) {
+// pumpStdin sends what the caller types, in chunks, then says it ended.
+func pumpStdin(in io.Reader, send func([]byte) error, done func()) {
 	buf := make([]byte, execChunk)
 	for {
 		n, err := in.Read(buf)
 		if n > 0 {
-			data := append([]byte(nil), buf[:n]...)
-			if send(&runtimev1.ExecRequest{Request: &runtimev1.ExecRequest_Stdin{Stdin: data}}) != nil {
+			if send(append([]byte(nil), buf[:n]...)) != nil {
 				return
 			}
 		}
 		if err != nil {
-			_ = send(&runtimev1.ExecRequest{Request: &runtimev1.ExecRequest_StdinDone{StdinDone: true}})
+			done()
 			return
 		}
 	}

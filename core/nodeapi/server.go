@@ -149,6 +149,10 @@ func (s *Server) routes() http.Handler {
 	authenticated.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.containerLogs)
 	authenticated.HandleFunc("GET /exec/{namespace}/{pod}/{container}", s.exec)
 	authenticated.HandleFunc("POST /exec/{namespace}/{pod}/{container}", s.exec)
+	authenticated.HandleFunc("GET /attach/{namespace}/{pod}/{container}", s.attach)
+	authenticated.HandleFunc("POST /attach/{namespace}/{pod}/{container}", s.attach)
+	authenticated.HandleFunc("GET /portForward/{namespace}/{pod}", s.portForward)
+	authenticated.HandleFunc("POST /portForward/{namespace}/{pod}", s.portForward)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)

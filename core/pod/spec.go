@@ -63,6 +63,7 @@ func containerSpec(pod *corev1.Pod, ctr *corev1.Container, env []*runtimev1.KeyV
 		Env:                    env,
 		Tty:                    ctr.TTY,
 		Stdin:                  ctr.Stdin,
+		StdinOnce:              ctr.StdinOnce,
 		TerminationMessagePath: ctr.TerminationMessagePath,
 	}
 	spec.Resources, spec.Security = containerResources(ctr), securityContext(pod, ctr)

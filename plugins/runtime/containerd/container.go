@@ -22,8 +22,8 @@ import (
 // StartContainer creates and starts one attempt of a container. It is
 // idempotent: an attempt that exists is not started again, but an attempt
 // whose start was cut short (by a crash between creating and starting it)
-// is finished. Stdin is not attached (the protocol has no attach): a
-// container asking for it reads end-of-file.
+// is finished. A container with stdin gets a stdio keeper (stdio.go) that
+// holds its stdin for Attach.
 func (b *Backend) StartContainer(ctx context.Context, req *runtimev1.StartContainerRequest) (*runtimev1.ContainerStatus, error) {
 	s, err := b.sessionFor(req.GetNode())
 	if err != nil {
@@ -98,8 +98,7 @@ func (s *session) ensureStarted(ctx context.Context, c client.Container, created
 	}
 	var t client.Task
 	if p == nil {
-		t, err = c.NewTask(ctx, s.taskIO(rec))
-		if err != nil {
+		if t, err = s.newTask(ctx, c, rec); err != nil {
 			return s.startFailed(ctx, rec, "create task", err)
 		}
 		p = &task.Process{Status: task.Status_CREATED}
@@ -161,6 +160,23 @@ func (s *session) startFailed(ctx context.Context, rec containers.Container, wha
 	return s.statusOf(ctx, rec.ID)
 }
 
+// newTask creates the attempt's task with its I/O: through a stdio keeper
+// for a container with stdin, else through the shim's log driver.
+func (s *session) newTask(ctx context.Context, c client.Container, rec containers.Container) (client.Task, error) {
+	if rec.Labels[labelStdin] == "" {
+		return c.NewTask(ctx, s.taskIO(rec))
+	}
+	creator, stopKeeper, err := s.stdinIO(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.NewTask(ctx, creator)
+	if err != nil {
+		stopKeeper()
+	}
+	return t, err
+}
+
 // taskIO sends the task's output to the log driver (this executable,
 // started by the shim) so that logs are written while the plugin is down.
 func (s *session) taskIO(rec containers.Container) cio.Creator {
@@ -202,6 +218,12 @@ func (s *session) createContainer(ctx context.Context, req *runtimev1.StartConta
 	labels[labelImageRef] = imageRef
 	if spec.GetTty() {
 		labels[labelTTY] = "true"
+	}
+	switch {
+	case spec.GetStdinOnce() && spec.GetStdin():
+		labels[labelStdin] = "once"
+	case spec.GetStdin():
+		labels[labelStdin] = "true"
 	}
 	snapshotLabels := map[string]string{
 		LabelNode: req.GetNode(), LabelPodUID: req.GetPod().GetUid(), LabelKind: KindContainer,

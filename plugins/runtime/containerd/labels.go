@@ -31,6 +31,7 @@ const (
 	labelNetns       = "fedlet.io/netns"
 	labelHostNetwork = "fedlet.io/host-network"
 	labelHostname    = "fedlet.io/hostname"
+	labelResolvConf  = "fedlet.io/resolv-conf" // set when the agent gave the pod's DNS config
 )
 
 // Labels of a container: what it runs, and what became of it, kept on the
@@ -39,6 +40,7 @@ const (
 	labelImage      = "fedlet.io/image"
 	labelImageRef   = "fedlet.io/image-ref"
 	labelTTY        = "fedlet.io/tty"
+	labelStdin      = "fedlet.io/stdin" // "once" for stdinOnce, "true", or absent
 	labelStartedAt  = "fedlet.io/started-at"
 	labelFinishedAt = "fedlet.io/finished-at"
 	labelExitCode   = "fedlet.io/exit-code"

@@ -21,13 +21,20 @@ const LogDriverArg = logdriver.Arg
 // beside the plugin's own.
 const LogDriverBinary = "fedlet-log-driver"
 
-// IsLogDriver says whether args (os.Args) start a log driver: an executable
-// that may serve as its own log driver dispatches on it first thing.
-func IsLogDriver(args []string) bool { return logdriver.Is(args) }
+// IsLogDriver says whether args (os.Args) start a log driver or a stdio
+// keeper: an executable that may serve as its own log driver dispatches on
+// it first thing.
+func IsLogDriver(args []string) bool { return logdriver.Is(args) || logdriver.IsStdio(args) }
 
-// RunLogDriver runs the log driver that args (os.Args) name and exits the
-// process when the container's output ends. It does not return.
-func RunLogDriver(args []string) { logdriver.Run(args) }
+// RunLogDriver runs the log driver or stdio keeper that args (os.Args) name
+// and exits the process when the container's output ends. It does not
+// return.
+func RunLogDriver(args []string) {
+	if logdriver.IsStdio(args) {
+		logdriver.RunStdio(args)
+	}
+	logdriver.Run(args)
+}
 
 // findLogDriver returns LogDriverBinary beside the executable self if it is
 // there, and self otherwise: the shim waits for the driver before creating

@@ -73,12 +73,13 @@ func (s *session) containerLogs(ctx context.Context, req *runtimev1.ContainerLog
 		path:   s.logPath(uid, name, attempt),
 		id:     containerID(uid, name, attempt),
 		follow: req.GetFollow() && !req.GetPrevious(),
-		out: logOutput{
+		out: &logOutput{
 			send:       send,
 			timestamps: req.GetTimestamps(),
 			limit:      req.GetLimitBytes(),
 		},
 		tail: req.GetTailLines(),
+		poll: logPollInterval,
 	}
 	if n := req.GetSinceUnixNano(); n > 0 {
 		r.since = time.Unix(0, n)
@@ -123,7 +124,16 @@ type logReader struct {
 	follow bool
 	tail   int64 // negative: all
 	since  time.Time
-	out    logOutput
+	out    logSink
+	poll   time.Duration // how often a follower looks for new output
+}
+
+// logSink takes CRI log entries: logOutput for `kubectl logs`,
+// streamOutput for an attachment.
+type logSink interface {
+	// entry takes one CRI line; done says to read no more.
+	entry(line []byte, since time.Time) (done bool, err error)
+	flush() error
 }
 
 func (r *logReader) run(ctx context.Context) error {
@@ -178,7 +188,7 @@ func (r *logReader) run(ctx context.Context) error {
 			final = true
 			continue
 		}
-		if err := sleep(ctx, logPollInterval); err != nil {
+		if err := sleep(ctx, r.poll); err != nil {
 			return nil // the caller went away
 		}
 	}
@@ -202,7 +212,7 @@ func (r *logReader) open(ctx context.Context) (*os.File, error) {
 		if err != nil || !running {
 			return nil, err
 		}
-		if err := sleep(ctx, logPollInterval); err != nil {
+		if err := sleep(ctx, r.poll); err != nil {
 			return nil, nil
 		}
 	}

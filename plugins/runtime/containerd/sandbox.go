@@ -63,13 +63,16 @@ func (s *session) runSandbox(ctx context.Context, req *runtimev1.RunSandboxReque
 	}
 	labels[labelHostNetwork] = strconv.FormatBool(req.GetHostNetwork())
 	labels[labelHostname] = hostname
+	if dns := req.GetDns(); dns != nil {
+		labels[labelResolvConf] = resolvConf(dns)
+	}
 
 	// The network namespace and the pod's files are made while the record
 	// is written: neither needs the other. A record written without them
 	// is completed by the next call, as after a reboot.
 	prepared := make(chan error, 1)
 	go func() {
-		_, err := s.preparePod(pod.GetUid(), req.GetHostNetwork())
+		_, err := s.preparePod(labels)
 		prepared <- err
 	}()
 	c, err := s.client.NewContainer(ctx, sandboxID(pod.GetUid()),
@@ -112,18 +115,20 @@ func (s *session) existingSandbox(ctx context.Context, node, podUID string) (*ru
 // restoreSandbox makes again what lives on tmpfs and a reboot erases, and
 // returns the mounts of the pod's files.
 func (s *session) restoreSandbox(l map[string]string) ([]specs.Mount, error) {
-	return s.preparePod(l[LabelPodUID], l[labelHostNetwork] == "true")
+	return s.preparePod(l)
 }
 
-// preparePod makes the pod's network namespace (unless it uses the host's)
-// and files if they are missing, and returns the mounts of the files.
-func (s *session) preparePod(podUID string, hostNetwork bool) ([]specs.Mount, error) {
+// preparePod makes the network namespace (unless the pod uses the host's)
+// and files of the pod whose sandbox labels are l, if they are missing, and
+// returns the mounts of the files.
+func (s *session) preparePod(l map[string]string) ([]specs.Mount, error) {
+	podUID, hostNetwork := l[LabelPodUID], l[labelHostNetwork] == "true"
 	if !hostNetwork {
 		if _, err := ensureNetns(netnsName(podUID)); err != nil {
 			return nil, status.Errorf(codes.Internal, "sandbox of pod %s: %v", podUID, err)
 		}
 	}
-	mounts, err := s.ensurePodFiles(podUID, hostNetwork)
+	mounts, err := s.ensurePodFiles(podUID, hostNetwork, l[labelResolvConf])
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "sandbox of pod %s: %v", podUID, err)
 	}

@@ -802,7 +802,10 @@ type RunSandboxRequest struct {
 	Hostname    string                 `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// The whole pod, encoded as Kubernetes protobuf (core/v1 Pod), for
 	// backends that need more than the fields above.
-	PodObject     []byte `protobuf:"bytes,5,opt,name=pod_object,json=podObject,proto3" json:"pod_object,omitempty"`
+	PodObject []byte `protobuf:"bytes,5,opt,name=pod_object,json=podObject,proto3" json:"pod_object,omitempty"`
+	// The pod's resolv.conf, computed by the agent from its dnsPolicy and
+	// dnsConfig; unset for the host's own.
+	Dns           *DNSConfig `protobuf:"bytes,6,opt,name=dns,proto3" json:"dns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -872,6 +875,75 @@ func (x *RunSandboxRequest) GetPodObject() []byte {
 	return nil
 }
 
+func (x *RunSandboxRequest) GetDns() *DNSConfig {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+// DNSConfig is a pod's resolver configuration.
+type DNSConfig struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Servers  []string               `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	Searches []string               `protobuf:"bytes,2,rep,name=searches,proto3" json:"searches,omitempty"`
+	// Resolver options, "ndots:5" or "edns0".
+	Options       []string `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSConfig) Reset() {
+	*x = DNSConfig{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSConfig) ProtoMessage() {}
+
+func (x *DNSConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSConfig.ProtoReflect.Descriptor instead.
+func (*DNSConfig) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DNSConfig) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *DNSConfig) GetSearches() []string {
+	if x != nil {
+		return x.Searches
+	}
+	return nil
+}
+
+func (x *DNSConfig) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
 type Sandbox struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Pod   *PodRef                `protobuf:"bytes,1,opt,name=pod,proto3" json:"pod,omitempty"`
@@ -886,7 +958,7 @@ type Sandbox struct {
 
 func (x *Sandbox) Reset() {
 	*x = Sandbox{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +970,7 @@ func (x *Sandbox) String() string {
 func (*Sandbox) ProtoMessage() {}
 
 func (x *Sandbox) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +983,7 @@ func (x *Sandbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sandbox.ProtoReflect.Descriptor instead.
 func (*Sandbox) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{12}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Sandbox) GetPod() *PodRef {
@@ -959,7 +1031,7 @@ type RemoveSandboxRequest struct {
 
 func (x *RemoveSandboxRequest) Reset() {
 	*x = RemoveSandboxRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1043,7 @@ func (x *RemoveSandboxRequest) String() string {
 func (*RemoveSandboxRequest) ProtoMessage() {}
 
 func (x *RemoveSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1056,7 @@ func (x *RemoveSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSandboxRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{13}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveSandboxRequest) GetNode() string {
@@ -1009,7 +1081,7 @@ type RemoveSandboxResponse struct {
 
 func (x *RemoveSandboxResponse) Reset() {
 	*x = RemoveSandboxResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1093,7 @@ func (x *RemoveSandboxResponse) String() string {
 func (*RemoveSandboxResponse) ProtoMessage() {}
 
 func (x *RemoveSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1106,7 @@ func (x *RemoveSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSandboxResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{14}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{15}
 }
 
 type ListSandboxesRequest struct {
@@ -1046,7 +1118,7 @@ type ListSandboxesRequest struct {
 
 func (x *ListSandboxesRequest) Reset() {
 	*x = ListSandboxesRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1130,7 @@ func (x *ListSandboxesRequest) String() string {
 func (*ListSandboxesRequest) ProtoMessage() {}
 
 func (x *ListSandboxesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1143,7 @@ func (x *ListSandboxesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSandboxesRequest.ProtoReflect.Descriptor instead.
 func (*ListSandboxesRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{15}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListSandboxesRequest) GetNode() string {
@@ -1090,7 +1162,7 @@ type ListSandboxesResponse struct {
 
 func (x *ListSandboxesResponse) Reset() {
 	*x = ListSandboxesResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1174,7 @@ func (x *ListSandboxesResponse) String() string {
 func (*ListSandboxesResponse) ProtoMessage() {}
 
 func (x *ListSandboxesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1187,7 @@ func (x *ListSandboxesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSandboxesResponse.ProtoReflect.Descriptor instead.
 func (*ListSandboxesResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{16}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSandboxesResponse) GetSandboxes() []*SandboxStatus {
@@ -1136,7 +1208,7 @@ type SandboxStatus struct {
 
 func (x *SandboxStatus) Reset() {
 	*x = SandboxStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1220,7 @@ func (x *SandboxStatus) String() string {
 func (*SandboxStatus) ProtoMessage() {}
 
 func (x *SandboxStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1233,7 @@ func (x *SandboxStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxStatus.ProtoReflect.Descriptor instead.
 func (*SandboxStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{17}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SandboxStatus) GetSandbox() *Sandbox {
@@ -1188,7 +1260,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1272,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1285,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{18}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KeyValue) GetKey() string {
@@ -1239,7 +1311,9 @@ type ContainerSpec struct {
 	WorkingDir string                 `protobuf:"bytes,5,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
 	Env        []*KeyValue            `protobuf:"bytes,6,rep,name=env,proto3" json:"env,omitempty"`
 	Tty        bool                   `protobuf:"varint,7,opt,name=tty,proto3" json:"tty,omitempty"`
-	Stdin      bool                   `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// Keep the container's stdin open for Attach; with stdin_once it ends
+	// when the first attached client is done.
+	Stdin bool `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	// Where in the container its termination message is written (the
 	// container's terminationMessagePath), empty for none. The runtime mounts
 	// a fresh, writable, empty file of this attempt there, and when the
@@ -1250,13 +1324,14 @@ type ContainerSpec struct {
 	// Who the container runs as and with which privileges; unset for the
 	// runtime's defaults (the image's user, the default capabilities).
 	Security      *SecurityContext `protobuf:"bytes,11,opt,name=security,proto3" json:"security,omitempty"`
+	StdinOnce     bool             `protobuf:"varint,12,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1343,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1356,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{19}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ContainerSpec) GetName() string {
@@ -1361,6 +1436,13 @@ func (x *ContainerSpec) GetSecurity() *SecurityContext {
 	return nil
 }
 
+func (x *ContainerSpec) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
 // Resources are a container's cgroup settings, computed by the agent from
 // its requests and limits as the kubelet does. Zero means not set.
 type Resources struct {
@@ -1382,7 +1464,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1476,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1489,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{20}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Resources) GetCpuShares() int64 {
@@ -1472,7 +1554,7 @@ type SecurityContext struct {
 
 func (x *SecurityContext) Reset() {
 	*x = SecurityContext{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1566,7 @@ func (x *SecurityContext) String() string {
 func (*SecurityContext) ProtoMessage() {}
 
 func (x *SecurityContext) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1579,7 @@ func (x *SecurityContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityContext.ProtoReflect.Descriptor instead.
 func (*SecurityContext) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{21}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SecurityContext) GetRunAsUser() int64 {
@@ -1576,7 +1658,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1670,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1683,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StartContainerRequest) GetNode() string {
@@ -1656,7 +1738,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1750,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1763,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ContainerStatus) GetPod() *PodRef {
@@ -1787,7 +1869,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1881,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1894,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StopContainerRequest) GetNode() string {
@@ -1855,7 +1937,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1949,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1962,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveContainerRequest) GetNode() string {
@@ -1919,7 +2001,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2013,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2026,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
 }
 
 type WatchContainersRequest struct {
@@ -1956,7 +2038,7 @@ type WatchContainersRequest struct {
 
 func (x *WatchContainersRequest) Reset() {
 	*x = WatchContainersRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2050,7 @@ func (x *WatchContainersRequest) String() string {
 func (*WatchContainersRequest) ProtoMessage() {}
 
 func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2063,7 @@ func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchContainersRequest.ProtoReflect.Descriptor instead.
 func (*WatchContainersRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchContainersRequest) GetNode() string {
@@ -2013,7 +2095,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2107,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2120,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ContainerLogsRequest) GetNode() string {
@@ -2113,7 +2195,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2207,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2220,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LogChunk) GetData() []byte {
@@ -2163,7 +2245,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2257,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2270,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExecRequest) GetRequest() isExecRequest_Request {
@@ -2281,7 +2363,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2375,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2388,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExecStart) GetNode() string {
@@ -2368,7 +2450,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2462,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2475,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{32}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -2424,7 +2506,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2518,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2531,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{33}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecResponse) GetResponse() isExecResponse_Response {
@@ -2509,6 +2591,478 @@ func (*ExecResponse_Stderr) isExecResponse_Response() {}
 
 func (*ExecResponse_ExitCode) isExecResponse_Response() {}
 
+type AttachRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*AttachRequest_Start
+	//	*AttachRequest_Stdin
+	//	*AttachRequest_StdinDone
+	//	*AttachRequest_Resize
+	Request       isAttachRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachRequest) Reset() {
+	*x = AttachRequest{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachRequest) ProtoMessage() {}
+
+func (x *AttachRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
+func (*AttachRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AttachRequest) GetRequest() isAttachRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStart() *AttachStart {
+	if x != nil {
+		if x, ok := x.Request.(*AttachRequest_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStdin() []byte {
+	if x != nil {
+		if x, ok := x.Request.(*AttachRequest_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStdinDone() bool {
+	if x != nil {
+		if x, ok := x.Request.(*AttachRequest_StdinDone); ok {
+			return x.StdinDone
+		}
+	}
+	return false
+}
+
+func (x *AttachRequest) GetResize() *TerminalSize {
+	if x != nil {
+		if x, ok := x.Request.(*AttachRequest_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+type isAttachRequest_Request interface {
+	isAttachRequest_Request()
+}
+
+type AttachRequest_Start struct {
+	Start *AttachStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type AttachRequest_Stdin struct {
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3,oneof"`
+}
+
+type AttachRequest_StdinDone struct {
+	// The caller has no more stdin to send. A container with stdin_once
+	// then sees the end of its stdin; others keep it open for the next
+	// attach.
+	StdinDone bool `protobuf:"varint,3,opt,name=stdin_done,json=stdinDone,proto3,oneof"`
+}
+
+type AttachRequest_Resize struct {
+	Resize *TerminalSize `protobuf:"bytes,4,opt,name=resize,proto3,oneof"`
+}
+
+func (*AttachRequest_Start) isAttachRequest_Request() {}
+
+func (*AttachRequest_Stdin) isAttachRequest_Request() {}
+
+func (*AttachRequest_StdinDone) isAttachRequest_Request() {}
+
+func (*AttachRequest_Resize) isAttachRequest_Request() {}
+
+type AttachStart struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Node      string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	PodUid    string                 `protobuf:"bytes,2,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Container string                 `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
+	// Send stdin to the container (it must have been started with stdin).
+	Stdin         bool `protobuf:"varint,4,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachStart) Reset() {
+	*x = AttachStart{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachStart) ProtoMessage() {}
+
+func (x *AttachStart) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
+func (*AttachStart) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AttachStart) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AttachStart) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *AttachStart) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *AttachStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+type AttachResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*AttachResponse_Stdout
+	//	*AttachResponse_Stderr
+	Response      isAttachResponse_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachResponse) Reset() {
+	*x = AttachResponse{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachResponse) ProtoMessage() {}
+
+func (x *AttachResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
+func (*AttachResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AttachResponse) GetResponse() isAttachResponse_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStdout() []byte {
+	if x != nil {
+		if x, ok := x.Response.(*AttachResponse_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStderr() []byte {
+	if x != nil {
+		if x, ok := x.Response.(*AttachResponse_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+type isAttachResponse_Response interface {
+	isAttachResponse_Response()
+}
+
+type AttachResponse_Stdout struct {
+	Stdout []byte `protobuf:"bytes,1,opt,name=stdout,proto3,oneof"`
+}
+
+type AttachResponse_Stderr struct {
+	Stderr []byte `protobuf:"bytes,2,opt,name=stderr,proto3,oneof"`
+}
+
+func (*AttachResponse_Stdout) isAttachResponse_Response() {}
+
+func (*AttachResponse_Stderr) isAttachResponse_Response() {}
+
+type PortForwardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*PortForwardRequest_Start
+	//	*PortForwardRequest_Data
+	//	*PortForwardRequest_DataDone
+	Request       isPortForwardRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardRequest) Reset() {
+	*x = PortForwardRequest{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardRequest) ProtoMessage() {}
+
+func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
+func (*PortForwardRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PortForwardRequest) GetRequest() isPortForwardRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *PortForwardRequest) GetStart() *PortForwardStart {
+	if x != nil {
+		if x, ok := x.Request.(*PortForwardRequest_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *PortForwardRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Request.(*PortForwardRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *PortForwardRequest) GetDataDone() bool {
+	if x != nil {
+		if x, ok := x.Request.(*PortForwardRequest_DataDone); ok {
+			return x.DataDone
+		}
+	}
+	return false
+}
+
+type isPortForwardRequest_Request interface {
+	isPortForwardRequest_Request()
+}
+
+type PortForwardRequest_Start struct {
+	Start *PortForwardStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type PortForwardRequest_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+type PortForwardRequest_DataDone struct {
+	// The caller has no more data to send; the connection is half-closed.
+	DataDone bool `protobuf:"varint,3,opt,name=data_done,json=dataDone,proto3,oneof"`
+}
+
+func (*PortForwardRequest_Start) isPortForwardRequest_Request() {}
+
+func (*PortForwardRequest_Data) isPortForwardRequest_Request() {}
+
+func (*PortForwardRequest_DataDone) isPortForwardRequest_Request() {}
+
+type PortForwardStart struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Node   string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	PodUid string                 `protobuf:"bytes,2,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	// The TCP port inside the pod's network namespace, on its loopback.
+	Port          int32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardStart) Reset() {
+	*x = PortForwardStart{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardStart) ProtoMessage() {}
+
+func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardStart.ProtoReflect.Descriptor instead.
+func (*PortForwardStart) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PortForwardStart) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type PortForwardResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardResponse) Reset() {
+	*x = PortForwardResponse{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardResponse) ProtoMessage() {}
+
+func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardResponse.ProtoReflect.Descriptor instead.
+func (*PortForwardResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *PortForwardResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_plugins_proto_runtime_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
@@ -2562,14 +3116,19 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x06always\x18\x04 \x01(\bR\x06always\x12\x14\n" +
 	"\x05never\x18\x05 \x01(\bR\x05never\"0\n" +
 	"\x11PullImageResponse\x12\x1b\n" +
-	"\timage_ref\x18\x01 \x01(\tR\bimageRef\"\xb2\x01\n" +
+	"\timage_ref\x18\x01 \x01(\tR\bimageRef\"\xe2\x01\n" +
 	"\x11RunSandboxRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12+\n" +
 	"\x03pod\x18\x02 \x01(\v2\x19.fedlet.runtime.v1.PodRefR\x03pod\x12!\n" +
 	"\fhost_network\x18\x03 \x01(\bR\vhostNetwork\x12\x1a\n" +
 	"\bhostname\x18\x04 \x01(\tR\bhostname\x12\x1d\n" +
 	"\n" +
-	"pod_object\x18\x05 \x01(\fR\tpodObject\"\xb9\x01\n" +
+	"pod_object\x18\x05 \x01(\fR\tpodObject\x12.\n" +
+	"\x03dns\x18\x06 \x01(\v2\x1c.fedlet.runtime.v1.DNSConfigR\x03dns\"[\n" +
+	"\tDNSConfig\x12\x18\n" +
+	"\aservers\x18\x01 \x03(\tR\aservers\x12\x1a\n" +
+	"\bsearches\x18\x02 \x03(\tR\bsearches\x12\x18\n" +
+	"\aoptions\x18\x03 \x03(\tR\aoptions\"\xb9\x01\n" +
 	"\aSandbox\x12+\n" +
 	"\x03pod\x18\x01 \x01(\v2\x19.fedlet.runtime.v1.PodRefR\x03pod\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
@@ -2592,7 +3151,7 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"containers\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x95\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xb4\x03\n" +
 	"\rContainerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2606,7 +3165,9 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x18termination_message_path\x18\t \x01(\tR\x16terminationMessagePath\x12:\n" +
 	"\tresources\x18\n" +
 	" \x01(\v2\x1c.fedlet.runtime.v1.ResourcesR\tresources\x12>\n" +
-	"\bsecurity\x18\v \x01(\v2\".fedlet.runtime.v1.SecurityContextR\bsecurity\"\x94\x01\n" +
+	"\bsecurity\x18\v \x01(\v2\".fedlet.runtime.v1.SecurityContextR\bsecurity\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18\f \x01(\bR\tstdinOnce\"\x94\x01\n" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_shares\x18\x01 \x01(\x03R\tcpuShares\x12\x1b\n" +
@@ -2701,7 +3262,35 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderr\x12\x1d\n" +
 	"\texit_code\x18\x03 \x01(\x05H\x00R\bexitCodeB\n" +
 	"\n" +
-	"\bresponse*D\n" +
+	"\bresponse\"\xc6\x01\n" +
+	"\rAttachRequest\x126\n" +
+	"\x05start\x18\x01 \x01(\v2\x1e.fedlet.runtime.v1.AttachStartH\x00R\x05start\x12\x16\n" +
+	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x12\x1f\n" +
+	"\n" +
+	"stdin_done\x18\x03 \x01(\bH\x00R\tstdinDone\x129\n" +
+	"\x06resize\x18\x04 \x01(\v2\x1f.fedlet.runtime.v1.TerminalSizeH\x00R\x06resizeB\t\n" +
+	"\arequest\"n\n" +
+	"\vAttachStart\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x17\n" +
+	"\apod_uid\x18\x02 \x01(\tR\x06podUid\x12\x1c\n" +
+	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x12\x14\n" +
+	"\x05stdin\x18\x04 \x01(\bR\x05stdin\"P\n" +
+	"\x0eAttachResponse\x12\x18\n" +
+	"\x06stdout\x18\x01 \x01(\fH\x00R\x06stdout\x12\x18\n" +
+	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderrB\n" +
+	"\n" +
+	"\bresponse\"\x91\x01\n" +
+	"\x12PortForwardRequest\x12;\n" +
+	"\x05start\x18\x01 \x01(\v2#.fedlet.runtime.v1.PortForwardStartH\x00R\x05start\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x1d\n" +
+	"\tdata_done\x18\x03 \x01(\bH\x00R\bdataDoneB\t\n" +
+	"\arequest\"S\n" +
+	"\x10PortForwardStart\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x17\n" +
+	"\apod_uid\x18\x02 \x01(\tR\x06podUid\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\")\n" +
+	"\x13PortForwardResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*D\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
@@ -2710,7 +3299,8 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x1bCONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CONTAINER_STATE_CREATED\x10\x01\x12\x1b\n" +
 	"\x17CONTAINER_STATE_RUNNING\x10\x02\x12\x1a\n" +
-	"\x16CONTAINER_STATE_EXITED\x10\x032\x9f\t\n" +
+	"\x16CONTAINER_STATE_EXITED\x10\x032\xd4\n" +
+	"\n" +
 	"\aRuntime\x12S\n" +
 	"\bDescribe\x12\".fedlet.runtime.v1.DescribeRequest\x1a#.fedlet.runtime.v1.DescribeResponse\x12V\n" +
 	"\tConfigure\x12#.fedlet.runtime.v1.ConfigureRequest\x1a$.fedlet.runtime.v1.ConfigureResponse\x12E\n" +
@@ -2725,7 +3315,9 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x0fRemoveContainer\x12).fedlet.runtime.v1.RemoveContainerRequest\x1a*.fedlet.runtime.v1.RemoveContainerResponse\x12b\n" +
 	"\x0fWatchContainers\x12).fedlet.runtime.v1.WatchContainersRequest\x1a\".fedlet.runtime.v1.ContainerStatus0\x01\x12W\n" +
 	"\rContainerLogs\x12'.fedlet.runtime.v1.ContainerLogsRequest\x1a\x1b.fedlet.runtime.v1.LogChunk0\x01\x12K\n" +
-	"\x04Exec\x12\x1e.fedlet.runtime.v1.ExecRequest\x1a\x1f.fedlet.runtime.v1.ExecResponse(\x010\x01B=Z;github.com/fedlet/fedlet/plugins/proto/runtime/v1;runtimev1b\x06proto3"
+	"\x04Exec\x12\x1e.fedlet.runtime.v1.ExecRequest\x1a\x1f.fedlet.runtime.v1.ExecResponse(\x010\x01\x12Q\n" +
+	"\x06Attach\x12 .fedlet.runtime.v1.AttachRequest\x1a!.fedlet.runtime.v1.AttachResponse(\x010\x01\x12`\n" +
+	"\vPortForward\x12%.fedlet.runtime.v1.PortForwardRequest\x1a&.fedlet.runtime.v1.PortForwardResponse(\x010\x01B=Z;github.com/fedlet/fedlet/plugins/proto/runtime/v1;runtimev1b\x06proto3"
 
 var (
 	file_plugins_proto_runtime_v1_runtime_proto_rawDescOnce sync.Once
@@ -2740,7 +3332,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(Capability)(0),                 // 0: fedlet.runtime.v1.Capability
 	(ContainerState)(0),             // 1: fedlet.runtime.v1.ContainerState
@@ -2756,83 +3348,98 @@ var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(*PullImageRequest)(nil),        // 11: fedlet.runtime.v1.PullImageRequest
 	(*PullImageResponse)(nil),       // 12: fedlet.runtime.v1.PullImageResponse
 	(*RunSandboxRequest)(nil),       // 13: fedlet.runtime.v1.RunSandboxRequest
-	(*Sandbox)(nil),                 // 14: fedlet.runtime.v1.Sandbox
-	(*RemoveSandboxRequest)(nil),    // 15: fedlet.runtime.v1.RemoveSandboxRequest
-	(*RemoveSandboxResponse)(nil),   // 16: fedlet.runtime.v1.RemoveSandboxResponse
-	(*ListSandboxesRequest)(nil),    // 17: fedlet.runtime.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),   // 18: fedlet.runtime.v1.ListSandboxesResponse
-	(*SandboxStatus)(nil),           // 19: fedlet.runtime.v1.SandboxStatus
-	(*KeyValue)(nil),                // 20: fedlet.runtime.v1.KeyValue
-	(*ContainerSpec)(nil),           // 21: fedlet.runtime.v1.ContainerSpec
-	(*Resources)(nil),               // 22: fedlet.runtime.v1.Resources
-	(*SecurityContext)(nil),         // 23: fedlet.runtime.v1.SecurityContext
-	(*StartContainerRequest)(nil),   // 24: fedlet.runtime.v1.StartContainerRequest
-	(*ContainerStatus)(nil),         // 25: fedlet.runtime.v1.ContainerStatus
-	(*StopContainerRequest)(nil),    // 26: fedlet.runtime.v1.StopContainerRequest
-	(*RemoveContainerRequest)(nil),  // 27: fedlet.runtime.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 28: fedlet.runtime.v1.RemoveContainerResponse
-	(*WatchContainersRequest)(nil),  // 29: fedlet.runtime.v1.WatchContainersRequest
-	(*ContainerLogsRequest)(nil),    // 30: fedlet.runtime.v1.ContainerLogsRequest
-	(*LogChunk)(nil),                // 31: fedlet.runtime.v1.LogChunk
-	(*ExecRequest)(nil),             // 32: fedlet.runtime.v1.ExecRequest
-	(*ExecStart)(nil),               // 33: fedlet.runtime.v1.ExecStart
-	(*TerminalSize)(nil),            // 34: fedlet.runtime.v1.TerminalSize
-	(*ExecResponse)(nil),            // 35: fedlet.runtime.v1.ExecResponse
-	nil,                             // 36: fedlet.runtime.v1.Node.CapacityEntry
-	nil,                             // 37: fedlet.runtime.v1.Node.AllocatableEntry
+	(*DNSConfig)(nil),               // 14: fedlet.runtime.v1.DNSConfig
+	(*Sandbox)(nil),                 // 15: fedlet.runtime.v1.Sandbox
+	(*RemoveSandboxRequest)(nil),    // 16: fedlet.runtime.v1.RemoveSandboxRequest
+	(*RemoveSandboxResponse)(nil),   // 17: fedlet.runtime.v1.RemoveSandboxResponse
+	(*ListSandboxesRequest)(nil),    // 18: fedlet.runtime.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),   // 19: fedlet.runtime.v1.ListSandboxesResponse
+	(*SandboxStatus)(nil),           // 20: fedlet.runtime.v1.SandboxStatus
+	(*KeyValue)(nil),                // 21: fedlet.runtime.v1.KeyValue
+	(*ContainerSpec)(nil),           // 22: fedlet.runtime.v1.ContainerSpec
+	(*Resources)(nil),               // 23: fedlet.runtime.v1.Resources
+	(*SecurityContext)(nil),         // 24: fedlet.runtime.v1.SecurityContext
+	(*StartContainerRequest)(nil),   // 25: fedlet.runtime.v1.StartContainerRequest
+	(*ContainerStatus)(nil),         // 26: fedlet.runtime.v1.ContainerStatus
+	(*StopContainerRequest)(nil),    // 27: fedlet.runtime.v1.StopContainerRequest
+	(*RemoveContainerRequest)(nil),  // 28: fedlet.runtime.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 29: fedlet.runtime.v1.RemoveContainerResponse
+	(*WatchContainersRequest)(nil),  // 30: fedlet.runtime.v1.WatchContainersRequest
+	(*ContainerLogsRequest)(nil),    // 31: fedlet.runtime.v1.ContainerLogsRequest
+	(*LogChunk)(nil),                // 32: fedlet.runtime.v1.LogChunk
+	(*ExecRequest)(nil),             // 33: fedlet.runtime.v1.ExecRequest
+	(*ExecStart)(nil),               // 34: fedlet.runtime.v1.ExecStart
+	(*TerminalSize)(nil),            // 35: fedlet.runtime.v1.TerminalSize
+	(*ExecResponse)(nil),            // 36: fedlet.runtime.v1.ExecResponse
+	(*AttachRequest)(nil),           // 37: fedlet.runtime.v1.AttachRequest
+	(*AttachStart)(nil),             // 38: fedlet.runtime.v1.AttachStart
+	(*AttachResponse)(nil),          // 39: fedlet.runtime.v1.AttachResponse
+	(*PortForwardRequest)(nil),      // 40: fedlet.runtime.v1.PortForwardRequest
+	(*PortForwardStart)(nil),        // 41: fedlet.runtime.v1.PortForwardStart
+	(*PortForwardResponse)(nil),     // 42: fedlet.runtime.v1.PortForwardResponse
+	nil,                             // 43: fedlet.runtime.v1.Node.CapacityEntry
+	nil,                             // 44: fedlet.runtime.v1.Node.AllocatableEntry
 }
 var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	0,  // 0: fedlet.runtime.v1.DescribeResponse.capabilities:type_name -> fedlet.runtime.v1.Capability
-	36, // 1: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
-	37, // 2: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
+	43, // 1: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
+	44, // 2: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
 	8,  // 3: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
 	10, // 4: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
 	9,  // 5: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	9,  // 6: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
-	19, // 7: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
-	14, // 8: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
-	25, // 9: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
-	20, // 10: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
-	22, // 11: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
-	23, // 12: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
-	9,  // 13: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	21, // 14: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
-	9,  // 15: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	1,  // 16: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
-	33, // 17: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
-	34, // 18: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	34, // 19: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
-	2,  // 20: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
-	4,  // 21: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
-	6,  // 22: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
-	11, // 23: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
-	13, // 24: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
-	15, // 25: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
-	17, // 26: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
-	24, // 27: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
-	26, // 28: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
-	27, // 29: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
-	29, // 30: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
-	30, // 31: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
-	32, // 32: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
-	3,  // 33: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
-	5,  // 34: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
-	7,  // 35: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
-	12, // 36: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
-	14, // 37: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
-	16, // 38: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
-	18, // 39: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
-	25, // 40: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	25, // 41: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	28, // 42: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
-	25, // 43: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
-	31, // 44: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
-	35, // 45: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
-	33, // [33:46] is the sub-list for method output_type
-	20, // [20:33] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	14, // 6: fedlet.runtime.v1.RunSandboxRequest.dns:type_name -> fedlet.runtime.v1.DNSConfig
+	9,  // 7: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
+	20, // 8: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
+	15, // 9: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
+	26, // 10: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
+	21, // 11: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
+	23, // 12: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
+	24, // 13: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
+	9,  // 14: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	22, // 15: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
+	9,  // 16: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	1,  // 17: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
+	34, // 18: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
+	35, // 19: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	35, // 20: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
+	38, // 21: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
+	35, // 22: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	41, // 23: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
+	2,  // 24: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
+	4,  // 25: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
+	6,  // 26: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
+	11, // 27: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
+	13, // 28: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
+	16, // 29: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
+	18, // 30: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
+	25, // 31: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
+	27, // 32: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
+	28, // 33: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
+	30, // 34: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
+	31, // 35: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
+	33, // 36: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
+	37, // 37: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
+	40, // 38: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
+	3,  // 39: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
+	5,  // 40: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
+	7,  // 41: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
+	12, // 42: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
+	15, // 43: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
+	17, // 44: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
+	19, // 45: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
+	26, // 46: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	26, // 47: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	29, // 48: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
+	26, // 49: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
+	32, // 50: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
+	36, // 51: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
+	39, // 52: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
+	42, // 53: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
+	39, // [39:54] is the sub-list for method output_type
+	24, // [24:39] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_runtime_v1_runtime_proto_init() }
@@ -2840,17 +3447,32 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 	if File_plugins_proto_runtime_v1_runtime_proto != nil {
 		return
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21].OneofWrappers = []any{}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22].OneofWrappers = []any{}
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinDone)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
+	}
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35].OneofWrappers = []any{
+		(*AttachRequest_Start)(nil),
+		(*AttachRequest_Stdin)(nil),
+		(*AttachRequest_StdinDone)(nil),
+		(*AttachRequest_Resize)(nil),
+	}
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37].OneofWrappers = []any{
+		(*AttachResponse_Stdout)(nil),
+		(*AttachResponse_Stderr)(nil),
+	}
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38].OneofWrappers = []any{
+		(*PortForwardRequest_Start)(nil),
+		(*PortForwardRequest_Data)(nil),
+		(*PortForwardRequest_DataDone)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2858,7 +3480,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_runtime_v1_runtime_proto_rawDesc), len(file_plugins_proto_runtime_v1_runtime_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,6 +49,8 @@ const (
 	Runtime_WatchContainers_FullMethodName = "/fedlet.runtime.v1.Runtime/WatchContainers"
 	Runtime_ContainerLogs_FullMethodName   = "/fedlet.runtime.v1.Runtime/ContainerLogs"
 	Runtime_Exec_FullMethodName            = "/fedlet.runtime.v1.Runtime/Exec"
+	Runtime_Attach_FullMethodName          = "/fedlet.runtime.v1.Runtime/Attach"
+	Runtime_PortForward_FullMethodName     = "/fedlet.runtime.v1.Runtime/PortForward"
 )
 
 // RuntimeClient is the client API for Runtime service.
@@ -96,6 +98,20 @@ type RuntimeClient interface {
 	// container that does not run gets FailedPrecondition; an unknown one
 	// NotFound.
 	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
+	// Attach connects to a running container's own streams, as `kubectl
+	// attach`. The first request is an AttachStart; later ones carry stdin,
+	// its end, and terminal resizes. The responses carry the container's
+	// output from the moment of attaching; the stream ends when the container
+	// exits. Stdin is refused (FailedPrecondition) unless the container was
+	// started with stdin; a container that does not run gets
+	// FailedPrecondition.
+	Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AttachRequest, AttachResponse], error)
+	// PortForward connects to a TCP port inside the pod's network namespace,
+	// as `kubectl port-forward`. The first request is a PortForwardStart;
+	// later ones carry data, then data_done when the caller has no more to
+	// send. Responses carry what the port sends; the stream ends when the
+	// connection closes. A port nothing listens on gets Unavailable.
+	PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse], error)
 }
 
 type runtimeClient struct {
@@ -257,6 +273,32 @@ func (c *runtimeClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_ExecClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
 
+func (c *runtimeClient) Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AttachRequest, AttachResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Runtime_ServiceDesc.Streams[3], Runtime_Attach_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AttachRequest, AttachResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_AttachClient = grpc.BidiStreamingClient[AttachRequest, AttachResponse]
+
+func (c *runtimeClient) PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Runtime_ServiceDesc.Streams[4], Runtime_PortForward_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PortForwardRequest, PortForwardResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_PortForwardClient = grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse]
+
 // RuntimeServer is the server API for Runtime service.
 // All implementations must embed UnimplementedRuntimeServer
 // for forward compatibility.
@@ -302,6 +344,20 @@ type RuntimeServer interface {
 	// container that does not run gets FailedPrecondition; an unknown one
 	// NotFound.
 	Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
+	// Attach connects to a running container's own streams, as `kubectl
+	// attach`. The first request is an AttachStart; later ones carry stdin,
+	// its end, and terminal resizes. The responses carry the container's
+	// output from the moment of attaching; the stream ends when the container
+	// exits. Stdin is refused (FailedPrecondition) unless the container was
+	// started with stdin; a container that does not run gets
+	// FailedPrecondition.
+	Attach(grpc.BidiStreamingServer[AttachRequest, AttachResponse]) error
+	// PortForward connects to a TCP port inside the pod's network namespace,
+	// as `kubectl port-forward`. The first request is a PortForwardStart;
+	// later ones carry data, then data_done when the caller has no more to
+	// send. Responses carry what the port sends; the stream ends when the
+	// connection closes. A port nothing listens on gets Unavailable.
+	PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error
 	mustEmbedUnimplementedRuntimeServer()
 }
 
@@ -350,6 +406,12 @@ func (UnimplementedRuntimeServer) ContainerLogs(*ContainerLogsRequest, grpc.Serv
 }
 func (UnimplementedRuntimeServer) Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error {
 	return status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedRuntimeServer) Attach(grpc.BidiStreamingServer[AttachRequest, AttachResponse]) error {
+	return status.Error(codes.Unimplemented, "method Attach not implemented")
+}
+func (UnimplementedRuntimeServer) PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error {
+	return status.Error(codes.Unimplemented, "method PortForward not implemented")
 }
 func (UnimplementedRuntimeServer) mustEmbedUnimplementedRuntimeServer() {}
 func (UnimplementedRuntimeServer) testEmbeddedByValue()                 {}
@@ -581,6 +643,20 @@ func _Runtime_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_ExecServer = grpc.BidiStreamingServer[ExecRequest, ExecResponse]
 
+func _Runtime_Attach_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RuntimeServer).Attach(&grpc.GenericServerStream[AttachRequest, AttachResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_AttachServer = grpc.BidiStreamingServer[AttachRequest, AttachResponse]
+
+func _Runtime_PortForward_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RuntimeServer).PortForward(&grpc.GenericServerStream[PortForwardRequest, PortForwardResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_PortForwardServer = grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]
+
 // Runtime_ServiceDesc is the grpc.ServiceDesc for Runtime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -643,6 +719,18 @@ var Runtime_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Exec",
 			Handler:       _Runtime_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Attach",
+			Handler:       _Runtime_Attach_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PortForward",
+			Handler:       _Runtime_PortForward_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

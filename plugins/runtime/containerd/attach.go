@@ -1,0 +1,144 @@
+package containerd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/runtime/containerd/logdriver"
+)
+
+// Attach implements runtimev1.RuntimeServer. Output is followed from the
+// attempt's log, from the moment of attaching, so that no process but the
+// container's own log driver or stdio keeper reads its streams; stdin is
+// written to its stdin FIFO, which the shim holds open.
+func (b *Backend) Attach(stream grpc.BidiStreamingServer[runtimev1.AttachRequest, runtimev1.AttachResponse]) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	start := first.GetStart()
+	if start == nil {
+		return invalidArgument("start", "the first message of an attach must be an AttachStart")
+	}
+	s, err := b.sessionFor(start.GetNode())
+	if err != nil {
+		return err
+	}
+	return grpcError(s.attach(s.withNamespace(stream.Context()), start, stream))
+}
+
+func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stream grpc.BidiStreamingServer[runtimev1.AttachRequest, runtimev1.AttachResponse]) error {
+	uid, name := start.GetPodUid(), start.GetContainer()
+	if err := validateName("pod_uid", uid); err != nil {
+		return err
+	}
+	if err := validateName("container", name); err != nil {
+		return err
+	}
+	task, _, err := s.runningTask(ctx, &runtimev1.ExecStart{Node: start.GetNode(), PodUid: uid, Container: name})
+	if err != nil {
+		return err
+	}
+	ctr, err := s.client.ContainerService().Get(ctx, task.ID())
+	if err != nil {
+		return statusf(err, "read container %s", name)
+	}
+	var stdin *os.File
+	if start.GetStdin() {
+		if ctr.Labels[labelStdin] == "" {
+			return status.Errorf(codes.FailedPrecondition, "container %s of pod %s was not started with stdin", name, uid)
+		}
+		// The shim reads the FIFO while the container's stdin is open: with
+		// no reader the open fails at once rather than hanging.
+		stdin, err = os.OpenFile(filepath.Join(s.stdioDir(uid, ctr.ID), logdriver.StdinFIFO), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return status.Errorf(codes.FailedPrecondition, "stdin of container %s of pod %s is closed: %v", name, uid, err)
+		}
+		defer func() {
+			_ = stdin.Close()
+			if ctr.Labels[labelStdin] == "once" {
+				// The container's stdin ends with the first attachment, however it ends.
+				_ = task.CloseIO(context.WithoutCancel(ctx), client.WithStdinCloser)
+			}
+		}()
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer cancel() // the caller hung up
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			switch r := req.Request.(type) {
+			case *runtimev1.AttachRequest_Stdin:
+				if stdin != nil {
+					_, _ = stdin.Write(r.Stdin)
+				}
+			case *runtimev1.AttachRequest_StdinDone:
+				if stdin != nil {
+					_ = stdin.Close()
+					if ctr.Labels[labelStdin] == "once" {
+						_ = task.CloseIO(ctx, client.WithStdinCloser)
+					}
+				}
+			case *runtimev1.AttachRequest_Resize:
+				_ = task.Resize(ctx, r.Resize.GetWidth(), r.Resize.GetHeight())
+			}
+		}
+	}()
+
+	r := &logReader{
+		s:      s,
+		path:   s.logPath(uid, name, labelAttempt(ctr.Labels)),
+		id:     ctr.ID,
+		follow: true,
+		tail:   0,
+		out:    &streamOutput{send: stream.Send},
+		poll:   attachPollInterval,
+	}
+	err = r.run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// attachPollInterval is how often an attachment looks for new output: an
+// interactive session wants it sooner than `kubectl logs -f`.
+const attachPollInterval = 20 * time.Millisecond
+
+// streamOutput sends each CRI log entry's text as it came, on its stream.
+type streamOutput struct {
+	send func(*runtimev1.AttachResponse) error
+}
+
+func (o *streamOutput) entry(line []byte, _ time.Time) (bool, error) {
+	_, stream, partial, text, err := parseCRILine(line)
+	if err != nil {
+		return false, nil
+	}
+	data := append([]byte(nil), text...)
+	if !partial {
+		data = append(data, '\n')
+	}
+	resp := &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stdout{Stdout: data}}
+	if stream == "stderr" {
+		resp = &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stderr{Stderr: data}}
+	}
+	return false, o.send(resp)
+}
+
+func (o *streamOutput) flush() error { return nil }
