@@ -1,10 +1,6 @@
 package pluginhost
 
-import (
-	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
-)
-
-// EventKind says what happened to a runtime plugin process.
+// EventKind says what happened to a plugin process.
 type EventKind int
 
 const (
@@ -28,8 +24,20 @@ func (k EventKind) String() string {
 	return "EventKind(?)"
 }
 
-// Event tells a subscriber of a change of a Runtime's state.
-type Event struct {
+// Reasons of a plugin process's state, CamelCase as in Kubernetes
+// conditions.
+const (
+	ReasonRunning     = "PluginRunning"     // up and configured
+	ReasonExited      = "PluginExited"      // the process exited; being restarted
+	ReasonUnhealthy   = "PluginUnhealthy"   // failed its health checks; killed and being restarted
+	ReasonStartFailed = "PluginStartFailed" // a restart failed; retried with backoff
+	ReasonStopped     = "PluginStopped"     // stopped for good because its context ended
+)
+
+// PluginEvent tells a subscriber of a change of a supervised plugin's
+// state. D is the plugin protocol's DescribeResponse: Event for runtime
+// plugins, NetworkEvent for network plugins.
+type PluginEvent[D any] struct {
 	Kind EventKind
 	// Reason is one of the Reason constants; Message says more, for humans.
 	Reason  string
@@ -37,52 +45,52 @@ type Event struct {
 	// Err is why the process is down (Down only; nil when stopped).
 	Err error
 	// Describe is what the plugin said of itself (Started only).
-	Describe *runtimev1.DescribeResponse
+	Describe D
 }
 
 // subscriberBuffer is how many events a slow subscriber may fall behind
 // before older ones are dropped; the newest state is always delivered.
 const subscriberBuffer = 8
 
-// Subscribe returns a channel of the Runtime's events, starting with its
+// Subscribe returns a channel of the plugin's events, starting with its
 // current state (Started while it is up), and a function that cancels the
 // subscription. Delivery never waits for the subscriber: one that falls
 // behind loses its oldest events, never the newest. The channel is closed
-// after cancel, or after the final Down once the Runtime has stopped.
-func (r *Runtime) Subscribe() (<-chan Event, func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ch := make(chan Event, subscriberBuffer)
-	ch <- r.state
-	if r.closed {
+// after cancel, or after the final Down once the plugin has stopped.
+func (p *process[D]) Subscribe() (<-chan PluginEvent[D], func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := make(chan PluginEvent[D], subscriberBuffer)
+	ch <- p.state
+	if p.closed {
 		close(ch)
 		return ch, func() {}
 	}
-	id := r.nextSub
-	r.nextSub++
-	r.subs[id] = ch
+	id := p.nextSub
+	p.nextSub++
+	p.subs[id] = ch
 	return ch, func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if c, ok := r.subs[id]; ok {
-			delete(r.subs, id)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if c, ok := p.subs[id]; ok {
+			delete(p.subs, id)
 			close(c)
 		}
 	}
 }
 
 // broadcast records ev as the current state and offers it to every
-// subscriber. Callers hold r.mu.
-func (r *Runtime) broadcast(ev Event) {
-	r.state = ev
-	for _, ch := range r.subs {
+// subscriber. Callers hold p.mu.
+func (p *process[D]) broadcast(ev PluginEvent[D]) {
+	p.state = ev
+	for _, ch := range p.subs {
 		offer(ch, ev)
 	}
 }
 
 // offer puts ev on ch, dropping the oldest pending event when ch is full.
-// Only the holder of r.mu sends, so the loop ends.
-func offer(ch chan Event, ev Event) {
+// Only the holder of p.mu sends, so the loop ends.
+func offer[E any](ch chan E, ev E) {
 	for {
 		select {
 		case ch <- ev:
@@ -97,12 +105,12 @@ func offer(ch chan Event, ev Event) {
 }
 
 // closeSubscribers ends every subscription; no event follows.
-func (r *Runtime) closeSubscribers() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	for id, ch := range r.subs {
-		delete(r.subs, id)
+func (p *process[D]) closeSubscribers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for id, ch := range p.subs {
+		delete(p.subs, id)
 		close(ch)
 	}
 }

@@ -4,7 +4,10 @@
 // A Host holds where plugin binaries live and which checksums pin them.
 // StartRuntime launches one runtime plugin process and supervises it for as
 // long as its context lives; the Runtime it returns gives one client that
-// stays valid across restarts of the process.
+// stays valid across restarts of the process. StartNetwork does the same for
+// a network plugin. Every kind of plugin shares the launch, supervision,
+// events and forwarding client (process.go); a kind's own file (runtime.go,
+// network.go) only says how its protocol is dispensed and configured.
 package pluginhost
 
 import (

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -13,23 +12,26 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
-	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // instance is one plugin process, from launch to exit.
-type instance struct {
-	client    *plugin.Client
-	cmd       *exec.Cmd
-	conn      *sdk.RuntimeConn
-	pid       int
-	version   int // the negotiated protocol version
-	describe  *runtimev1.DescribeResponse
-	stderr    *stderrTail
-	startedAt time.Time
-	killing   atomic.Bool // the host is killing the process on purpose
+type instance[D describer] struct {
+	client     *plugin.Client
+	cmd        *exec.Cmd
+	conn       *grpc.ClientConn
+	exitedChan <-chan struct{}
+	pid        int
+	version    int // the negotiated protocol version
+	describe   D
+	stderr     *stderrTail
+	startedAt  time.Time
+	killing    atomic.Bool // the host is killing the process on purpose
 }
 
 // go-plugin's messages about a process that ends; quiet when the host
@@ -39,20 +41,21 @@ const (
 	msgExited      = "plugin process exited"
 )
 
-// launch starts the runtime plugin process of spec, negotiates the protocol,
+// launch starts the plugin process of p's spec, negotiates the protocol,
 // and calls Describe then Configure. It returns an instance that is ready for
 // calls, or an error that says why not, with the plugin's last stderr lines.
-func (h *Host) launch(ctx context.Context, spec RuntimeSpec, log *slog.Logger) (*instance, error) {
+func (p *process[D]) launch(ctx context.Context) (*instance[D], error) {
+	h, spec, log := p.host, p.spec, p.log
 	path, err := h.find(spec.Plugin)
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance{cmd: exec.Command(path), stderr: newStderrTail()}
+	inst := &instance[D]{cmd: exec.Command(path), stderr: newStderrTail()}
 	inst.cmd.Env = append(inst.cmd.Env, sdk.LogLevelEnv+"="+sdk.LevelName(lowestLevel(log)))
 
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.VersionedPlugins(nil),
+		VersionedPlugins: p.kind.versions,
 		Cmd:              inst.cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -75,7 +78,7 @@ func (h *Host) launch(ctx context.Context, spec RuntimeSpec, log *slog.Logger) (
 	}
 	inst.client = plugin.NewClient(cfg)
 
-	if err := inst.connect(); err != nil {
+	if err := inst.connect(&p.kind); err != nil {
 		inst.stop(true, h.timing.stopTimeout)
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			actual, sumErr := fileChecksum(path)
@@ -84,10 +87,10 @@ func (h *Host) launch(ctx context.Context, spec RuntimeSpec, log *slog.Logger) (
 			}
 			return nil, &ChecksumError{Plugin: spec.Plugin, Path: path, Expected: formatChecksum(want), Actual: actual}
 		}
-		return nil, withStderr(fmt.Errorf("plugin %q (%s): %w", spec.Plugin, path, inst.startError(err)), inst.stderr)
+		return nil, withStderr(fmt.Errorf("plugin %q (%s): %w", spec.Plugin, path, inst.startError(p.kind.family, err)), inst.stderr)
 	}
 
-	if err := inst.configure(ctx, spec, h.timing.callTimeout); err != nil {
+	if err := inst.configure(ctx, &p.kind, spec, h.timing.callTimeout); err != nil {
 		inst.stop(true, h.timing.stopTimeout)
 		return nil, withStderr(fmt.Errorf("plugin %q (%s) pid %d: %w", spec.Plugin, path, inst.pid, err), inst.stderr)
 	}
@@ -95,9 +98,9 @@ func (h *Host) launch(ctx context.Context, spec RuntimeSpec, log *slog.Logger) (
 	return inst, nil
 }
 
-// connect starts the process and dispenses the runtime client of the
-// negotiated protocol version.
-func (inst *instance) connect() error {
+// connect starts the process and dispenses the client of the negotiated
+// protocol version.
+func (inst *instance[D]) connect(k *kind[D]) error {
 	rpc, err := inst.client.Client()
 	if err != nil {
 		return err
@@ -106,32 +109,35 @@ func (inst *instance) connect() error {
 		inst.pid = inst.cmd.Process.Pid
 	}
 	inst.version = inst.client.NegotiatedVersion()
-	switch inst.version {
-	case sdk.RuntimeProtocolV1:
-	default:
+	if inst.version != k.driven {
 		// go-plugin only negotiates versions we offer; this guards a version
-		// added to sdk.VersionedPlugins before the host learnt to drive it.
-		return fmt.Errorf("runtime protocol version %d negotiated, but this agent drives only version %d",
-			inst.version, sdk.RuntimeProtocolV1)
+		// added to the SDK's versioned plugins before the host learnt to drive it.
+		return fmt.Errorf("%s protocol version %d negotiated, but this agent drives only version %d",
+			k.family, inst.version, k.driven)
 	}
-	raw, err := rpc.Dispense(sdk.RuntimePluginName)
+	raw, err := rpc.Dispense(k.pluginName)
 	if err != nil {
-		return fmt.Errorf("dispense %q: %w", sdk.RuntimePluginName, err)
+		return fmt.Errorf("dispense %q: %w", k.pluginName, err)
 	}
-	conn, ok := raw.(*sdk.RuntimeConn)
+	conn, exited, ok := k.bind(raw)
 	if !ok {
-		return fmt.Errorf("dispense %q: got %T, want *sdk.RuntimeConn", sdk.RuntimePluginName, raw)
+		return fmt.Errorf("dispense %q: got %T, not a %s client", k.pluginName, raw, k.family)
 	}
-	inst.conn = conn
+	inst.conn, inst.exitedChan = conn, exited
 	return nil
 }
 
-// configure calls Describe then Configure, as the protocol requires after
+// configure calls Describe then Configure, as every protocol requires after
 // every start of the process.
-func (inst *instance) configure(ctx context.Context, spec RuntimeSpec, timeout time.Duration) error {
+func (inst *instance[D]) configure(ctx context.Context, k *kind[D], spec PluginSpec, timeout time.Duration) error {
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	desc, err := inst.conn.Describe(callCtx, &runtimev1.DescribeRequest{})
+	desc, err := k.describe(callCtx, inst.conn)
+	if status.Code(err) == codes.Unimplemented {
+		// go-plugin dispenses whatever the host asks for; a binary of
+		// another kind only shows itself at the first call.
+		return fmt.Errorf("describe: the plugin does not serve the %s protocol (is it a %s plugin?): %w", k.family, k.family, err)
+	}
 	if err != nil {
 		return fmt.Errorf("describe: %w", err)
 	}
@@ -139,8 +145,7 @@ func (inst *instance) configure(ctx context.Context, spec RuntimeSpec, timeout t
 
 	callCtx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err = inst.conn.Configure(callCtx, &runtimev1.ConfigureRequest{Config: spec.Config, Nodes: spec.Nodes})
-	if err != nil {
+	if err := k.configure(callCtx, inst.conn, spec.Config, spec.Nodes); err != nil {
 		return fmt.Errorf("configure: %w", err)
 	}
 	return nil
@@ -148,19 +153,19 @@ func (inst *instance) configure(ctx context.Context, spec RuntimeSpec, timeout t
 
 // check asks go-plugin's health service of the process, as Client.Ping does,
 // but bounded by a timeout: Ping would wait forever on a hung plugin.
-func (inst *instance) check(ctx context.Context, timeout time.Duration) error {
+func (inst *instance[D]) check(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err := grpc_health_v1.NewHealthClient(inst.conn.Conn).Check(ctx,
+	_, err := grpc_health_v1.NewHealthClient(inst.conn).Check(ctx,
 		&grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
 	return err
 }
 
 // exited is closed once the process has exited.
-func (inst *instance) exited() <-chan struct{} { return inst.conn.Exited }
+func (inst *instance[D]) exited() <-chan struct{} { return inst.exitedChan }
 
 // exitError says how the process ended. Call it once exited() is closed.
-func (inst *instance) exitError() error {
+func (inst *instance[D]) exitError() error {
 	err := fmt.Errorf("plugin process %d exited", inst.pid)
 	if ps := inst.cmd.ProcessState; ps != nil {
 		err = fmt.Errorf("plugin process %d exited: %s", inst.pid, ps)
@@ -171,10 +176,10 @@ func (inst *instance) exitError() error {
 // startError rewords go-plugin's start error: its first line only (the rest
 // is generic advice), and how the process ended when it ended by itself. The
 // plugin's stderr, added by the caller, usually says why.
-func (inst *instance) startError(err error) error {
+func (inst *instance[D]) startError(family string, err error) error {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	if strings.HasPrefix(msg, "incompatible API version") {
-		msg = "negotiate the runtime protocol version: " + msg
+		msg = "negotiate the " + family + " protocol version: " + msg
 	}
 	ps := inst.cmd.ProcessState
 	if ps == nil {
@@ -193,7 +198,7 @@ func (inst *instance) startError(err error) error {
 // stop ends the process: gracefully through go-plugin (which asks the plugin
 // to shut down, waits two seconds, then kills it), or at once with SIGKILL
 // when force is set. A process that does not end in timeout is killed.
-func (inst *instance) stop(force bool, timeout time.Duration) {
+func (inst *instance[D]) stop(force bool, timeout time.Duration) {
 	proc := inst.cmd.Process // set by client.Start, which ran on this goroutine's side
 	inst.killing.Store(force)
 	if force && proc != nil {

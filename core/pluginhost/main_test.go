@@ -14,10 +14,14 @@ import (
 	"time"
 )
 
-// testPluginName is the file name the test plugin is built under.
-const testPluginName = "fedlet-testplugin"
+// testPluginName is the file name the test runtime plugin is built under,
+// testNetworkName the test network plugin's.
+const (
+	testPluginName  = "fedlet-testplugin"
+	testNetworkName = "testnetwork"
+)
 
-// testPluginDir holds the test plugin binary, built once by TestMain.
+// testPluginDir holds the test plugin binaries, built once by TestMain.
 var testPluginDir string
 
 func TestMain(m *testing.M) {
@@ -27,9 +31,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testPluginDir = dir
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, testPluginName), "./testdata/testplugin").CombinedOutput()
+	// One go build makes both, named after their directories.
+	out, err := exec.Command("go", "build", "-o", dir+"/", "./testdata/testplugin", "./testdata/"+testNetworkName).CombinedOutput()
+	if err == nil {
+		err = os.Rename(filepath.Join(dir, "testplugin"), filepath.Join(dir, testPluginName))
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "build test plugin: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "build test plugins: %v\n%s", err, out)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

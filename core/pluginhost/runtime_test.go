@@ -66,7 +66,7 @@ func TestStartAndCallThroughAutoMTLS(t *testing.T) {
 	if up, reason, msg := r.State(); !up || reason != ReasonRunning {
 		t.Errorf("State() = %v, %q, %q; want up and %q", up, reason, msg, ReasonRunning)
 	}
-	if v := r.cur.Load().version; v != sdk.RuntimeProtocolV1 {
+	if v := r.proc.cur.Load().version; v != sdk.RuntimeProtocolV1 {
 		t.Errorf("negotiated protocol version %d, want %d", v, sdk.RuntimeProtocolV1)
 	}
 
@@ -81,7 +81,7 @@ func TestStartAndCallThroughAutoMTLS(t *testing.T) {
 	if info["pods"] != "110" {
 		t.Errorf("capacity = %v", info)
 	}
-	if rc := r.cur.Load().client.ReattachConfig(); rc == nil || rc.Pid != pidOf(t, info) {
+	if rc := r.proc.cur.Load().client.ReattachConfig(); rc == nil || rc.Pid != pidOf(t, info) {
 		t.Errorf("go-plugin's pid %v differs from the pid that answered, %d", rc, pidOf(t, info))
 	}
 
@@ -351,8 +351,8 @@ func TestStopWhenContextEnds(t *testing.T) {
 }
 
 func TestClientUnavailableWhileNoProcess(t *testing.T) {
-	r := &Runtime{spec: RuntimeSpec{Name: "x"}}
-	r.client = runtimev1.NewRuntimeClient(forwardConn{r})
+	p := &process[*runtimev1.DescribeResponse]{spec: RuntimeSpec{Name: "x"}}
+	r := &Runtime{proc: p, client: runtimev1.NewRuntimeClient(p.conn())}
 	_, err := r.Client().Describe(context.Background(), &runtimev1.DescribeRequest{})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "plugin x is restarting") {
 		t.Errorf("unary call with no process: %v", err)

@@ -8,15 +8,15 @@ import (
 
 // supervise watches the process until it goes down, then restarts it with
 // exponential backoff, until ctx ends. It owns every instance after the
-// first, and stops the last one before closing r.done.
-func (r *Runtime) supervise(ctx context.Context, inst *instance) {
-	defer close(r.done)
-	defer r.closeSubscribers()
-	t := r.host.timing
+// first, and stops the last one before closing p.done.
+func (p *process[D]) supervise(ctx context.Context, inst *instance[D]) {
+	defer close(p.done)
+	defer p.closeSubscribers()
+	t := p.host.timing
 	backoff := t.backoffMin
 	for {
-		reason, err := r.watch(ctx, inst)
-		r.setDown(reason, err)
+		reason, err := p.watch(ctx, inst)
+		p.setDown(reason, err)
 		// A process that ran a while is not crash-looping: restart it soon.
 		if time.Since(inst.startedAt) >= t.backoffReset {
 			backoff = t.backoffMin
@@ -27,30 +27,30 @@ func (r *Runtime) supervise(ctx context.Context, inst *instance) {
 		}
 
 		for {
-			r.log.Info("restarting plugin", "after", backoff.String())
+			p.log.Info("restarting plugin", "after", backoff.String())
 			if !sleep(ctx, backoff) {
-				r.setDown(ReasonStopped, nil)
+				p.setDown(ReasonStopped, nil)
 				return
 			}
 			backoff = min(2*backoff, t.backoffMax)
-			inst, err = r.host.launch(ctx, r.spec, r.log)
+			inst, err = p.launch(ctx)
 			if err == nil {
 				break
 			}
 			if ctx.Err() != nil {
-				r.setDown(ReasonStopped, nil)
+				p.setDown(ReasonStopped, nil)
 				return
 			}
-			r.setDown(ReasonStartFailed, err)
+			p.setDown(ReasonStartFailed, err)
 		}
-		r.setUp(inst)
+		p.setUp(inst)
 	}
 }
 
 // watch returns when the process exits, fails its health checks
 // healthFailures times in a row, or ctx ends, with the reason.
-func (r *Runtime) watch(ctx context.Context, inst *instance) (reason string, err error) {
-	t := r.host.timing
+func (p *process[D]) watch(ctx context.Context, inst *instance[D]) (reason string, err error) {
+	t := p.host.timing
 	tick := time.NewTicker(t.healthInterval)
 	defer tick.Stop()
 	failures := 0
@@ -76,7 +76,7 @@ func (r *Runtime) watch(ctx context.Context, inst *instance) (reason string, err
 		default:
 		}
 		failures++
-		r.log.Warn("plugin health check failed", "pid", inst.pid, "failures", failures, "error", err)
+		p.log.Warn("plugin health check failed", "pid", inst.pid, "failures", failures, "error", err)
 		if failures >= t.healthFailures {
 			return ReasonUnhealthy, fmt.Errorf("plugin process %d failed %d health checks in a row: %w", inst.pid, failures, err)
 		}

@@ -1,12 +1,15 @@
 // Package sdk is what a fedlet plugin author imports.
 //
 // A runtime plugin is a program whose main calls ServeRuntime with its
-// implementation of the runtime protocol (runtimev1.RuntimeServer). The
-// fedlet agent launches the program with github.com/hashicorp/go-plugin:
-// the two sides check the handshake cookie, agree on a protocol version
-// (VersionedPlugins), and talk gRPC over a local socket protected by
-// one-time mutual TLS certificates (AutoMTLS).
+// implementation of the runtime protocol (runtimev1.RuntimeServer); a
+// network plugin one whose main calls ServeNetwork with its implementation
+// of the network protocol (networkv1.NetworkServer). The fedlet agent
+// launches the program with github.com/hashicorp/go-plugin: the two sides
+// check the handshake cookie, agree on a protocol version
+// (VersionedPlugins, NetworkVersionedPlugins), and talk gRPC over a local
+// socket protected by one-time mutual TLS certificates (AutoMTLS).
 //
-// The plugin's log records, written with log/slog after ServeRuntime has set
-// the default logger, appear in the agent's log with the plugin's name.
+// The plugin's log records, written with log/slog after ServeRuntime or
+// ServeNetwork has set the default logger, appear in the agent's log with
+// the plugin's name.
 package sdk

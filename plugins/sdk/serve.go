@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -24,6 +25,22 @@ import (
 // ServeRuntime returns when the host shuts the plugin down. Run outside a
 // host, it prints that the program is a plugin and exits with status 1.
 func ServeRuntime(impl runtimev1.RuntimeServer) {
+	serve(VersionedPlugins(impl))
+}
+
+// ServeNetwork serves impl as a fedlet network plugin, exactly as
+// ServeRuntime serves a runtime plugin: slog's default logger writes to the
+// agent's log, and go-plugin negotiates the version among
+// NetworkVersionedPlugins and serves impl over gRPC with mutual TLS.
+//
+// ServeNetwork returns when the host shuts the plugin down. Run outside a
+// host, it prints that the program is a plugin and exits with status 1.
+func ServeNetwork(impl networkv1.NetworkServer) {
+	serve(NetworkVersionedPlugins(impl))
+}
+
+// serve is the main of every kind of plugin.
+func serve(versions map[int]plugin.PluginSet) {
 	level := logLevelFromEnv()
 	// go-plugin replaces os.Stderr with a pipe once it serves; the handler
 	// keeps the real stderr, which is the stream the host parses.
@@ -32,7 +49,7 @@ func ServeRuntime(impl runtimev1.RuntimeServer) {
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
-		VersionedPlugins: VersionedPlugins(impl),
+		VersionedPlugins: versions,
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Output:     os.Stderr,

@@ -1,6 +1,7 @@
-// Package sdktest holds an in-memory runtime plugin for tests of plugin hosts
-// and of the SDK itself. It runs no containers: it remembers its
-// configuration and the sandboxes it was asked for.
+// Package sdktest holds in-memory plugins for tests of plugin hosts and of
+// the SDK itself. The runtime runs no containers: it remembers its
+// configuration and the sandboxes it was asked for. The network touches no
+// network: it hands out addresses and remembers its attachments.
 package sdktest
 
 import (

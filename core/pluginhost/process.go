@@ -1,0 +1,154 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// process is a supervised plugin process of any kind. Its process may be
+// restarted any number of times; the connection from conn stays valid
+// throughout. Runtime and Network wrap it with their protocol's types.
+type process[D describer] struct {
+	host *Host
+	kind kind[D]
+	spec PluginSpec
+	log  *slog.Logger
+	done chan struct{}
+
+	cur     atomic.Pointer[instance[D]] // nil while no process is ready
+	stopped atomic.Bool
+
+	mu       sync.Mutex
+	describe D
+	state    PluginEvent[D] // the last event: Started while up, Down otherwise
+	subs     map[int]chan PluginEvent[D]
+	nextSub  int
+	closed   bool // no more events: subscribers' channels are closed
+}
+
+// startProcess launches the plugin process of spec, calls Describe and
+// Configure, and returns once that first start succeeded; otherwise it
+// returns why it failed, with the plugin's last stderr lines. From then on a
+// goroutine owned by ctx supervises the process (supervise.go).
+func startProcess[D describer](ctx context.Context, h *Host, k kind[D], spec PluginSpec) (*process[D], error) {
+	if spec.Name == "" || spec.Plugin == "" {
+		return nil, fmt.Errorf("start %s plugin: name (%q) and plugin binary (%q) are both required", k.family, spec.Name, spec.Plugin)
+	}
+	p := &process[D]{
+		host: h,
+		kind: k,
+		spec: spec,
+		log:  h.log.With("plugin", spec.Name),
+		done: make(chan struct{}),
+		subs: map[int]chan PluginEvent[D]{},
+	}
+	inst, err := p.launch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start %s plugin %s: %w", k.family, spec.Name, err)
+	}
+	p.setUp(inst)
+	go p.supervise(ctx, inst)
+	return p, nil
+}
+
+// Describe returns what the plugin said of itself at its last start.
+func (p *process[D]) Describe() D {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return proto.CloneOf(p.describe)
+}
+
+// State says whether the process is up, with a reason (one of the Reason
+// constants) and a message for humans.
+func (p *process[D]) State() (up bool, reason, message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state.Kind == Started, p.state.Reason, p.state.Message
+}
+
+// Done is closed once the plugin has stopped for good: its context ended,
+// its process is gone and its supervisor has returned.
+func (p *process[D]) Done() <-chan struct{} { return p.done }
+
+// conn returns the connection every client of the plugin is built on.
+func (p *process[D]) conn() grpc.ClientConnInterface { return forwardConn[D]{p} }
+
+// forwardConn sends each call to the process that is up at that moment, so
+// that callers never hold a connection to a dead process.
+type forwardConn[D describer] struct{ p *process[D] }
+
+func (f forwardConn[D]) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	inst, err := f.p.current()
+	if err != nil {
+		return err
+	}
+	err = inst.conn.Invoke(ctx, method, args, reply, opts...)
+	if c := status.Code(err); (c == codes.Canceled || c == codes.Unavailable) && ctx.Err() == nil && f.p.cur.Load() != inst {
+		// The process went away during the call: say so in the code callers
+		// retry on, rather than the Canceled of a closed connection.
+		return status.Errorf(codes.Unavailable, "plugin %s went down during the call: %v", f.p.spec.Name, err)
+	}
+	return err
+}
+
+func (f forwardConn[D]) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	inst, err := f.p.current()
+	if err != nil {
+		return nil, err
+	}
+	return inst.conn.NewStream(ctx, desc, method, opts...)
+}
+
+func (p *process[D]) current() (*instance[D], error) {
+	if inst := p.cur.Load(); inst != nil {
+		return inst, nil
+	}
+	if p.stopped.Load() {
+		return nil, status.Errorf(codes.Unavailable, "plugin %s is stopped", p.spec.Name)
+	}
+	return nil, status.Errorf(codes.Unavailable, "plugin %s is restarting", p.spec.Name)
+}
+
+// setUp publishes a started and configured process.
+func (p *process[D]) setUp(inst *instance[D]) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.describe = inst.describe
+	p.cur.Store(inst)
+	name, version := inst.describe.GetName(), inst.describe.GetVersion()
+	p.log.Info("plugin started", "pid", inst.pid, "protocol", inst.version, "name", name, "version", version)
+	p.broadcast(PluginEvent[D]{
+		Kind:     Started,
+		Reason:   ReasonRunning,
+		Message:  fmt.Sprintf("plugin %s %s is running as pid %d", name, version, inst.pid),
+		Describe: inst.describe,
+	})
+}
+
+// setDown withdraws the process from callers and tells subscribers why.
+func (p *process[D]) setDown(reason string, err error) {
+	if reason == ReasonStopped {
+		p.stopped.Store(true)
+	}
+	p.cur.Store(nil)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	msg := "plugin is stopped"
+	if err != nil {
+		msg = err.Error()
+	}
+	if reason == ReasonStopped {
+		p.log.Info("plugin stopping")
+	} else {
+		p.log.Warn("plugin down", "reason", reason, "error", msg)
+	}
+	p.broadcast(PluginEvent[D]{Kind: Down, Reason: reason, Message: msg, Err: err})
+}
