@@ -42,7 +42,9 @@ type Config struct {
 	// Node is the node every call names; DefaultNode when empty.
 	Node string
 	// Image is an image the backend can pull and run, with a POSIX shell and
-	// the echo and sleep commands at the front of its PATH (busybox does).
+	// the echo, sleep, cat, id, mkdir, printf, pwd, stty, touch, wc and
+	// httpd (busybox's: -f -p -h) commands in its PATH, and the user nobody
+	// (UID and GID 65534) in its /etc/passwd: busybox has them all.
 	Image string
 	// Timeout bounds each call to the plugin, and each wait for a container
 	// to reach a state; DefaultTimeout when zero.
@@ -86,7 +88,8 @@ func Checks() []Check {
 	var all []Check
 	for _, group := range [][]Check{
 		pluginChecks, sandboxChecks, imageChecks, containerChecks,
-		logChecks, stopChecks, restartChecks, badInputChecks,
+		logChecks, stopChecks, specChecks, execChecks, attachChecks,
+		portForwardChecks, restartChecks, badInputChecks,
 	} {
 		all = append(all, group...)
 	}
