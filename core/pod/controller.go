@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/fedlet/fedlet/core/podstatus"
+	"github.com/fedlet/fedlet/core/probe"
+	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -41,6 +43,16 @@ const (
 // Config describes the node whose pods the controller runs.
 type Config struct {
 	Node string
+	// ClusterDNS are the cluster's DNS servers, given to pods by their
+	// dnsPolicy; none means pods get the host's resolver.
+	ClusterDNS []string
+	// ClusterDomain is the cluster's DNS domain, "cluster.local" if unset.
+	ClusterDomain string
+	// Network is the node's network plugin; nil when pods get no network
+	// from the agent (a loopback only, or the runtime's own network).
+	Network networkv1.NetworkClient
+	// PodCIDR is the node's pod address range when its Node has none.
+	PodCIDR string
 }
 
 // Controller runs the pods of one node.
@@ -57,6 +69,8 @@ type Controller struct {
 	state    *runtimeState
 	// objects are the ConfigMaps and Secrets the pods' environments read.
 	objects *podObjects
+	// probes run the containers' liveness, readiness and startup probes.
+	probes *probe.Manager
 	// relist asks the runtime loop to list the runtime again now.
 	relist chan struct{}
 	// tasks are the goroutines terminating pods; Run waits for them.
@@ -84,6 +98,11 @@ type Controller struct {
 	hostIPMu    sync.Mutex
 	hostIP      string
 	allocatable corev1.ResourceList
+
+	clusterDNS    []string
+	clusterDomain string
+	// network attaches pod sandboxes; nil without a network plugin.
+	network *podNetwork
 }
 
 type waitReason struct{ reason, message string }
@@ -95,24 +114,31 @@ func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClien
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.Node).String()
 		}))
 	c := &Controller{
-		node:         cfg.Node,
-		client:       client,
-		runtime:      runtime,
-		status:       status,
-		events:       events,
-		log:          log.With("node", cfg.Node),
-		informer:     factory.Core().V1().Pods().Informer(),
-		queue:        workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](), workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods-" + cfg.Node}),
-		state:        newRuntimeState(),
-		relist:       make(chan struct{}, 1),
-		crashBackoff: flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
-		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
-		waiting:      map[types.UID]map[string]waitReason{},
-		terminating:  map[types.UID]bool{},
-		syncing:      map[types.UID]context.CancelFunc{},
-		logMessages:  map[types.UID]map[string]string{},
+		node:          cfg.Node,
+		client:        client,
+		runtime:       runtime,
+		status:        status,
+		events:        events,
+		log:           log.With("node", cfg.Node),
+		informer:      factory.Core().V1().Pods().Informer(),
+		queue:         workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](), workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods-" + cfg.Node}),
+		state:         newRuntimeState(),
+		relist:        make(chan struct{}, 1),
+		crashBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		pullBackoff:   flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		waiting:       map[types.UID]map[string]waitReason{},
+		terminating:   map[types.UID]bool{},
+		syncing:       map[types.UID]context.CancelFunc{},
+		logMessages:   map[types.UID]map[string]string{},
+		clusterDNS:    cfg.ClusterDNS,
+		clusterDomain: cfg.ClusterDomain,
+		network:       newPodNetwork(cfg.Network, cfg.PodCIDR),
+	}
+	if c.clusterDomain == "" {
+		c.clusterDomain = "cluster.local"
 	}
 	c.objects = newPodObjects(client, c.queue.Add, c.log)
+	c.probes = c.newProbes()
 	c.informer.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
 		return []string{string(obj.(*corev1.Pod).UID)}, nil
 	}})
@@ -139,6 +165,7 @@ func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.informer.Run(ctx.Done()) })
 	wg.Go(func() { c.objects.run(ctx) })
+	wg.Go(func() { c.probes.Run(ctx) })
 	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
 		wg.Wait()
 		return
@@ -163,6 +190,7 @@ func (c *Controller) enqueueObject(obj any) {
 	if p, ok := obj.(*corev1.Pod); ok {
 		if p.DeletionTimestamp != nil {
 			c.cancelSync(p.UID)
+			c.probes.Stop(p.UID) // as the kubelet, no probe kills a pod being deleted
 		}
 		c.queue.Add(p.UID)
 	}
@@ -261,8 +289,10 @@ func (c *Controller) forget(uid types.UID) {
 	delete(c.logMessages, uid)
 	c.mu.Unlock()
 	c.objects.release(uid)
+	c.probes.Forget(uid)
 	c.state.remove(uid)
 	c.status.Forget(uid)
+	c.network.forget(uid)
 }
 
 // nodeIP returns the node's InternalIP, asking the runtime until it answers.

@@ -21,6 +21,8 @@ const (
 	eventKilling             = "Killing"
 	eventFailedPostStartHook = "FailedPostStartHook"
 	eventFailedPreStopHook   = "FailedPreStopHook"
+	eventUnhealthy           = "Unhealthy"
+	eventProbeWarning        = "ProbeWarning"
 )
 
 // containerEvent records an event about one container of the pod, as the

@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/fedlet/fedlet/core/version"
@@ -129,40 +130,51 @@ func (c *Controller) runHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.C
 // returns its output (stdout then stderr, bounded); a non-zero exit is an
 // error carrying the code.
 func (c *Controller) execSync(ctx context.Context, pod *corev1.Pod, container string, cmd []string) (string, error) {
+	code, stdout, stderr, err := c.runCommand(ctx, pod.UID, container, cmd)
+	if err != nil {
+		return stdout + stderr, err
+	}
+	if code != 0 {
+		return stdout + stderr, fmt.Errorf("command '%s' exited with %d: %s", strings.Join(cmd, " "), code, stderr)
+	}
+	return stdout + stderr, nil
+}
+
+// runCommand runs a command in the container through the runtime's Exec
+// until it exits or ctx ends (which ends the command), and returns its exit
+// code and its output, each stream bounded. Hooks and exec probes run
+// through it.
+func (c *Controller) runCommand(ctx context.Context, uid types.UID, container string, cmd []string) (code int32, stdout, stderr string, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.runtime.Exec(ctx)
 	if err != nil {
-		return "", fmt.Errorf("exec in container %s: %w", container, err)
+		return 0, "", "", fmt.Errorf("exec in container %s: %w", container, err)
 	}
-	start := &runtimev1.ExecStart{Node: c.node, PodUid: string(pod.UID), Container: container, Command: cmd}
+	start := &runtimev1.ExecStart{Node: c.node, PodUid: string(uid), Container: container, Command: cmd}
 	if err := stream.Send(&runtimev1.ExecRequest{Request: &runtimev1.ExecRequest_Start{Start: start}}); err != nil {
-		return "", fmt.Errorf("exec in container %s: %w", container, err)
+		return 0, "", "", fmt.Errorf("exec in container %s: %w", container, err)
 	}
 	_ = stream.CloseSend()
-	var stdout, stderr boundedBuffer
+	var out, errOut boundedBuffer
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return stdout.String() + stderr.String(), errors.New("the runtime ended the exec without an exit code")
+			return 0, out.String(), errOut.String(), errors.New("the runtime ended the exec without an exit code")
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return stdout.String() + stderr.String(), ctx.Err()
+				return 0, out.String(), errOut.String(), ctx.Err()
 			}
-			return stdout.String() + stderr.String(), errors.New(status.Convert(err).Message())
+			return 0, out.String(), errOut.String(), errors.New(status.Convert(err).Message())
 		}
 		switch r := resp.Response.(type) {
 		case *runtimev1.ExecResponse_Stdout:
-			_, _ = stdout.Write(r.Stdout)
+			_, _ = out.Write(r.Stdout)
 		case *runtimev1.ExecResponse_Stderr:
-			_, _ = stderr.Write(r.Stderr)
+			_, _ = errOut.Write(r.Stderr)
 		case *runtimev1.ExecResponse_ExitCode:
-			out := stdout.String() + stderr.String()
-			if r.ExitCode != 0 {
-				return out, fmt.Errorf("command '%s' exited with %d: %s", strings.Join(cmd, " "), r.ExitCode, stderr.String())
-			}
-			return out, nil
+			return r.ExitCode, out.String(), errOut.String(), nil
 		}
 	}
 }

@@ -164,3 +164,11 @@ func (s *runtimeState) listed() bool {
 	defer s.mu.Unlock()
 	return s.once
 }
+
+// sandboxOrNil is the pod's sandbox, nil when none is known.
+func (p *podRuntime) sandboxOrNil() *runtimev1.Sandbox {
+	if p == nil {
+		return nil
+	}
+	return p.sandbox
+}

@@ -11,7 +11,8 @@ import (
 
 // unsupported names the features of the pod this agent cannot honour yet,
 // so the pod waits with that reason instead of running without them.
-func unsupported(pod *corev1.Pod) string {
+// Host ports need a network plugin (its portmap).
+func unsupported(pod *corev1.Pod, hasNetwork bool) string {
 	var missing []string
 	for _, ctr := range pod.Spec.InitContainers {
 		if ctr.RestartPolicy != nil && *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways {
@@ -30,7 +31,7 @@ func unsupported(pod *corev1.Pod) string {
 			}
 		}
 		for _, p := range ctr.Ports {
-			if p.HostPort != 0 && !pod.Spec.HostNetwork {
+			if p.HostPort != 0 && !pod.Spec.HostNetwork && !hasNetwork {
 				missing = append(missing, fmt.Sprintf("hostPort %d in container %q", p.HostPort, ctr.Name))
 			}
 		}

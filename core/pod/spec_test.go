@@ -74,7 +74,7 @@ func TestUnsupportedNamesEachFeature(t *testing.T) {
 			},
 		}},
 	}}
-	msg := unsupported(pod)
+	msg := unsupported(pod, false)
 	for _, want := range []string{`sidecar init container "sidecar"`, `volume "data"`, `env X from a file in container "app"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q does not name %q", msg, want)
@@ -85,7 +85,7 @@ func TestUnsupportedNamesEachFeature(t *testing.T) {
 			t.Errorf("message %q names %s, which is supported", msg, supported)
 		}
 	}
-	if got := unsupported(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}); got != "" {
+	if got := unsupported(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}, false); got != "" {
 		t.Errorf("plain pod reported: %q", got)
 	}
 }

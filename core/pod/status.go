@@ -7,13 +7,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fedlet/fedlet/core/probe"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 // report computes the pod's status from what the runtime holds and hands it
 // to the status writer.
 func (c *Controller) report(pod *corev1.Pod) {
-	st := c.computeStatus(pod, c.state.get(pod.UID))
+	rt := c.state.get(pod.UID)
+	st := c.computeStatus(pod, rt)
+	c.syncProbes(pod, st, rt)
 	c.status.Set(pod, st)
 }
 
@@ -33,6 +36,12 @@ func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodS
 	}
 	if pod.Spec.HostNetwork && st.HostIP != "" {
 		st.PodIP, st.PodIPs = st.HostIP, []corev1.PodIP{{IP: st.HostIP}}
+	}
+	if ips := c.network.podIPs(pod.UID); len(ips) > 0 {
+		st.PodIP, st.PodIPs = ips[0], nil
+		for _, ip := range ips {
+			st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: ip})
+		}
 	}
 
 	hasInit := len(pod.Spec.InitContainers) > 0
@@ -88,13 +97,14 @@ func (c *Controller) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt 
 	cs.ContainerID = "containerd://" + last.Id
 	cs.ImageID = last.ImageRef
 	cs.RestartCount = int32(last.Attempt)
-	// Started, as the kubelet reports it (with no startup probes): running.
-	started := last.State == runtimev1.ContainerState_CONTAINER_STATE_RUNNING
+	// Started, as the kubelet reports it: running, and past its startup probe.
+	started := last.State == runtimev1.ContainerState_CONTAINER_STATE_RUNNING && c.probeSays(pod, ctr, last.Id, probe.Startup)
 	cs.Started = &started
 	switch last.State {
 	case runtimev1.ContainerState_CONTAINER_STATE_RUNNING:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: unixTime(last.StartedAtUnixNano)}
-		cs.Ready = pod.DeletionTimestamp == nil
+		// Ready once started and past its readiness probe; never while deleted.
+		cs.Ready = pod.DeletionTimestamp == nil && started && c.probeSays(pod, ctr, last.Id, probe.Readiness)
 	case runtimev1.ContainerState_CONTAINER_STATE_EXITED:
 		if w, ok := c.waitingOf(pod.UID, ctr.Name); ok && pod.DeletionTimestamp == nil {
 			// Exited, and waiting to be restarted.

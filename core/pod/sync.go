@@ -46,7 +46,7 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		}
 		return 0, nil
 	}
-	if msg := unsupported(pod); msg != "" {
+	if msg := unsupported(pod, c.network != nil); msg != "" {
 		for _, ctr := range allContainers(pod) {
 			c.setWaiting(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
 		}
@@ -67,6 +67,16 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 			c.report(pod)
 			return 0, err
 		}
+	}
+	if err := c.killUnhealthy(ctx, pod); err != nil && ctx.Err() == nil {
+		return 0, err
+	}
+	if err := c.attachNetwork(ctx, pod); err != nil {
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		c.report(pod)
+		return 0, err
 	}
 	retry, err := c.syncContainers(ctx, pod, pulled)
 	if ctx.Err() != nil {
@@ -142,6 +152,7 @@ func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 		HostNetwork: pod.Spec.HostNetwork,
 		Hostname:    hostname(pod),
 		PodObject:   encoded,
+		Dns:         c.podDNS(pod),
 	})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -196,6 +207,9 @@ func (c *Controller) removeAttemptsBefore(ctx context.Context, uid types.UID, na
 }
 
 func (c *Controller) removeSandbox(ctx context.Context, uid types.UID) error {
+	if err := c.detachNetwork(ctx, uid); err != nil {
+		return err
+	}
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if _, err := c.runtime.RemoveSandbox(callCtx, &runtimev1.RemoveSandboxRequest{Node: c.node, PodUid: string(uid)}); err != nil {

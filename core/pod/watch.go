@@ -111,6 +111,7 @@ func (c *Controller) listRuntime(ctx context.Context) error {
 	for _, uid := range c.state.replace(resp.Sandboxes) {
 		c.queue.Add(uid)
 	}
+	c.collectNetworkGarbage(ctx, resp.Sandboxes)
 	for _, obj := range c.informer.GetStore().List() {
 		c.queue.Add(obj.(*corev1.Pod).UID)
 	}
