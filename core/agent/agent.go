@@ -57,6 +57,27 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	defer wg.Wait()
 	wg.Go(func() { statuses.Run(ctx, statusWorkers) })
 
+	networks := map[string]*networkProcess{}
+	for _, nc := range cfg.Networks {
+		if !anyNode(cfg.Nodes, func(n config.Node) bool { return n.Network == nc.Name }) {
+			log.Warn("network serves no node; not started", "plugin", nc.Name)
+			continue
+		}
+		var names []string
+		for _, n := range cfg.Nodes {
+			if n.Network == nc.Name {
+				names = append(names, n.Name)
+			}
+		}
+		p := &networkProcess{
+			spec:    pluginhost.NetworkSpec{Name: nc.Name, Plugin: nc.Plugin, Config: nc.Config, Nodes: names},
+			log:     log.With("plugin", nc.Name),
+			started: make(chan struct{}),
+		}
+		networks[nc.Name] = p
+		wg.Go(func() { p.run(ctx, host) })
+	}
+
 	for _, rc := range cfg.Runtimes {
 		var nodes []config.Node
 		for _, n := range cfg.Nodes {
@@ -79,6 +100,8 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			},
 			registry: registry,
 			log:      log.With("plugin", rc.Name),
+			dns:      dnsSettings{servers: cfg.ClusterDNS, domain: cfg.ClusterDomain},
+			networks: networks,
 		}
 		wg.Go(func() { r.run(ctx, host) })
 	}
@@ -120,4 +143,13 @@ func nodeNames(nodes []config.Node) []string {
 		out[i] = n.Name
 	}
 	return out
+}
+
+func anyNode(nodes []config.Node, match func(config.Node) bool) bool {
+	for _, n := range nodes {
+		if match(n) {
+			return true
+		}
+	}
+	return false
 }

@@ -32,10 +32,18 @@ type runtimeNodes struct {
 	recorder    func(node string) record.EventRecorder
 	registry    *nodeRegistry
 	log         *slog.Logger
+	dns         dnsSettings
+	networks    map[string]*networkProcess // by name, as nodes[].network names them
 
 	mu       sync.Mutex
 	plugin   *pluginhost.Runtime
 	startErr error
+}
+
+// dnsSettings are the cluster DNS settings every node's pods get.
+type dnsSettings struct {
+	servers []string
+	domain  string
 }
 
 // run registers the nodes, starts the plugin (retrying with back-off until
@@ -62,7 +70,14 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 	}
 	pods := make([]*pod.Controller, 0, len(r.nodes))
 	for _, n := range r.nodes {
-		pc := pod.New(pod.Config{Node: n.Name}, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+		cfg := pod.Config{Node: n.Name, ClusterDNS: r.dns.servers, ClusterDomain: r.dns.domain, PodCIDR: n.PodCIDR}
+		if np := r.networks[n.Network]; np != nil {
+			// Pods wait for the network: none would start without it.
+			if cfg.Network = np.client(ctx); cfg.Network == nil {
+				return // ctx ended
+			}
+		}
+		pc := pod.New(cfg, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
 		pods = append(pods, pc)
 		r.registry.add(n.Name, pc, plugin.Client())
 		wg.Go(func() { pc.Run(ctx) })
@@ -113,6 +128,17 @@ func (r *runtimeNodes) Client() runtimev1.RuntimeClient {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.plugin.Client()
+}
+
+// NetworkState implements node.NetworkReporter.
+func (r *runtimeNodes) NetworkState(ctx context.Context, node string) (bool, bool, string, string) {
+	for _, n := range r.nodes {
+		if np := r.networks[n.Network]; n.Name == node && np != nil {
+			ready, reason, message := np.state(ctx, node)
+			return true, ready, reason, message
+		}
+	}
+	return false, false, "", ""
 }
 
 // State implements node.Backend.

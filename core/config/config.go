@@ -26,7 +26,14 @@ type Agent struct {
 	Plugins    Plugins `json:"plugins"`
 	// Runtimes are the runtime plugin processes; nodes that name the same runtime share its process.
 	Runtimes []Runtime `json:"runtimes"`
+	// Networks are the network plugin processes; nodes that name the same network share its process.
+	Networks []Network `json:"networks,omitempty"`
 	Nodes    []Node    `json:"nodes"`
+	// ClusterDNS are the cluster DNS servers pods are given by their dnsPolicy
+	// (the kubelet's clusterDNS); none means pods use the host's resolver.
+	ClusterDNS []string `json:"clusterDNS,omitempty"`
+	// ClusterDomain is the cluster's DNS domain; "cluster.local" if unset.
+	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
 // NodeAPI is the kubelet-compatible HTTPS server that serves logs to the API server.
@@ -45,7 +52,13 @@ type Plugins struct {
 }
 
 // Runtime is one runtime plugin process.
-type Runtime struct {
+type Runtime = PluginProcess
+
+// Network is one network plugin process.
+type Network = PluginProcess
+
+// PluginProcess is one plugin process that nodes refer to by name.
+type PluginProcess struct {
 	Name   string `json:"name"`
 	Plugin string `json:"plugin"`
 	// Config is handed to the plugin as JSON, unread by the agent.
@@ -54,8 +67,14 @@ type Runtime struct {
 
 // Node is one Node the agent registers.
 type Node struct {
-	Name    string            `json:"name"`
-	Runtime string            `json:"runtime"`
+	Name    string `json:"name"`
+	Runtime string `json:"runtime"`
+	// Network names the network plugin that attaches the node's pods; empty
+	// for none (pods have a loopback only, unless the runtime networks them).
+	Network string `json:"network,omitempty"`
+	// PodCIDR is the node's pod address range when the controller-manager
+	// allocates none (the Node's spec.podCIDR wins when set).
+	PodCIDR string            `json:"podCIDR,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
 	Taints  []Taint           `json:"taints,omitempty"`
 }

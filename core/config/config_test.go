@@ -54,6 +54,10 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad address", "127.0.0.1:10250", "10250", "nodeAPI.address"},
 		{"bad taint", "effect: NoSchedule", "effect: Never", "nodes[0].taints[0]"},
 		{"kind", "kind: AgentConfig", "kind: Config", `kind: is "Config"`},
+		{"unknown network", "runtime: containerd\n", "runtime: containerd\n    network: cni\n", `nodes[0].network: "cni" names no network (expected one of the networks[].name: (none defined), or nothing)`},
+		{"bad pod CIDR", "runtime: containerd\n", "runtime: containerd\n    podCIDR: 10.244.1.0\n", `nodes[0].podCIDR: "10.244.1.0" is not a CIDR`},
+		{"bad cluster DNS", "kind: AgentConfig", "kind: AgentConfig\nclusterDNS: [kube-dns]", `clusterDNS[0]: "kube-dns" is not an IP address`},
+		{"network plugin path", "nodes:", "networks: [{name: cni, plugin: /bin/x}]\nnodes:", `networks[0].plugin: "/bin/x" is not a plugin name`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,22 +58,15 @@ func (c *Agent) Validate() error {
 			add("plugins.checksums."+name, fmt.Sprintf("%q is not a pin", pin), `"sha256:" followed by 64 lowercase hex digits`)
 		}
 	}
-	runtimes := map[string]bool{}
-	for i, r := range c.Runtimes {
-		field := fmt.Sprintf("runtimes[%d]", i)
-		switch {
-		case r.Name == "":
-			add(field+".name", "is empty", "a name that nodes refer to")
-		case runtimes[r.Name]:
-			add(field+".name", fmt.Sprintf("%q is used twice", r.Name), "a unique name")
+	runtimes := validatePlugins("runtimes", c.Runtimes, add)
+	networks := validatePlugins("networks", c.Networks, add)
+	for i, ip := range c.ClusterDNS {
+		if net.ParseIP(ip) == nil {
+			add(fmt.Sprintf("clusterDNS[%d]", i), fmt.Sprintf("%q is not an IP address", ip), "the cluster DNS Service's IP, such as 10.96.0.10")
 		}
-		runtimes[r.Name] = true
-		if r.Plugin == "" || strings.ContainsAny(r.Plugin, `/\`) {
-			add(field+".plugin", fmt.Sprintf("%q is not a plugin name", r.Plugin), "the file name of a plugin binary in plugins.dirs")
-		}
-		if len(r.Config) > 0 && !json.Valid(r.Config) {
-			add(field+".config", "is not a mapping", "a mapping handed to the plugin")
-		}
+	}
+	if c.ClusterDomain != "" && !dnsSubdomain.MatchString(c.ClusterDomain) {
+		add("clusterDomain", fmt.Sprintf("%q is not a DNS domain", c.ClusterDomain), "a domain such as cluster.local")
 	}
 	if len(c.Nodes) == 0 {
 		add("nodes", "is empty", "at least one node")
@@ -91,6 +84,14 @@ func (c *Agent) Validate() error {
 		if !runtimes[n.Runtime] {
 			add(field+".runtime", fmt.Sprintf("%q names no runtime", n.Runtime), fmt.Sprintf("one of the runtimes[].name: %s", names(c.Runtimes)))
 		}
+		if n.Network != "" && !networks[n.Network] {
+			add(field+".network", fmt.Sprintf("%q names no network", n.Network), fmt.Sprintf("one of the networks[].name: %s, or nothing", names(c.Networks)))
+		}
+		if n.PodCIDR != "" {
+			if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
+				add(field+".podCIDR", fmt.Sprintf("%q is not a CIDR", n.PodCIDR), "an address range such as 10.244.1.0/24")
+			}
+		}
 		for j, t := range n.Taints {
 			if t.Key == "" || !effects[t.Effect] {
 				add(fmt.Sprintf("%s.taints[%d]", field, j), fmt.Sprintf("key %q effect %q", t.Key, t.Effect), "a key and an effect of NoSchedule, PreferNoSchedule or NoExecute")
@@ -100,7 +101,30 @@ func (c *Agent) Validate() error {
 	return errors.Join(errs...)
 }
 
-func names(rs []Runtime) string {
+// validatePlugins checks the plugin processes listed under field and
+// returns their names.
+func validatePlugins(field string, list []PluginProcess, add func(field, problem, expected string)) map[string]bool {
+	seen := map[string]bool{}
+	for i, p := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case p.Name == "":
+			add(f+".name", "is empty", "a name that nodes refer to")
+		case seen[p.Name]:
+			add(f+".name", fmt.Sprintf("%q is used twice", p.Name), "a unique name")
+		}
+		seen[p.Name] = true
+		if p.Plugin == "" || strings.ContainsAny(p.Plugin, `/\`) {
+			add(f+".plugin", fmt.Sprintf("%q is not a plugin name", p.Plugin), "the file name of a plugin binary in plugins.dirs")
+		}
+		if len(p.Config) > 0 && !json.Valid(p.Config) {
+			add(f+".config", "is not a mapping", "a mapping handed to the plugin")
+		}
+	}
+	return seen
+}
+
+func names(rs []PluginProcess) string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, r.Name)

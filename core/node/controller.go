@@ -36,6 +36,14 @@ type Backend interface {
 	State() (up bool, reason, message string)
 }
 
+// NetworkReporter is implemented by a Backend whose nodes' pods a network
+// plugin attaches: the node is Ready only while that network is.
+type NetworkReporter interface {
+	// NetworkState says whether the node has a network plugin
+	// (configured), and whether it can attach pods now, and why not.
+	NetworkState(ctx context.Context, node string) (configured, ready bool, reason, message string)
+}
+
 // Config describes the Node to register.
 type Config struct {
 	Name        string

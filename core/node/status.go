@@ -18,6 +18,10 @@ import (
 // ConditionRuntimePlugin reports whether the node's runtime plugin process is up.
 const ConditionRuntimePlugin corev1.NodeConditionType = "RuntimePluginReady"
 
+// ConditionNetwork reports whether the node's network plugin can attach
+// pods; only nodes with a network plugin have it.
+const ConditionNetwork corev1.NodeConditionType = "NetworkReady"
+
 const getNodeTimeout = 5 * time.Second
 
 // observe asks the backend for the node's state and turns it into a NodeStatus.
@@ -50,6 +54,15 @@ func (c *Controller) observe(ctx context.Context) *corev1.NodeStatus {
 		noPressure(corev1.NodeMemoryPressure, "KubeletHasSufficientMemory"),
 		noPressure(corev1.NodeDiskPressure, "KubeletHasNoDiskPressure"),
 		noPressure(corev1.NodePIDPressure, "KubeletHasSufficientPID"),
+	}
+	if nr, ok := c.backend.(NetworkReporter); ok {
+		if configured, netReady, reason, message := nr.NetworkState(ctx, c.cfg.Name); configured {
+			st.Conditions = append(st.Conditions, condition(ConditionNetwork, netReady, "NetworkPluginReady", "the network plugin can attach pods", reason, message))
+			if !netReady && st.Conditions[0].Status == corev1.ConditionTrue {
+				// As the kubelet: a node whose pod network is not ready is not ready.
+				st.Conditions[0] = condition(corev1.NodeReady, false, "", "", "NetworkPluginNotReady", "network not ready: "+reason+": "+message)
+			}
+		}
 	}
 	return st
 }
