@@ -7,17 +7,18 @@ K8S_VER    := v1.37.1
 CONTAINERD := v2.4.2
 KINE       := v0.17.5
 REGISTRY   := v3.1.2
+COREDNS    := v1.15.0
 K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VER) \
 	-X k8s.io/component-base/version.gitMajor=1 \
 	-X k8s.io/component-base/version.gitMinor=37 \
 	-X k8s.io/component-base/version.gitTreeState=clean \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(K8S_VER)
-CONTROLPLANE := kube-apiserver kube-scheduler kube-controller-manager kubectl
+CONTROLPLANE := kube-apiserver kube-scheduler kube-controller-manager kubectl kube-proxy
 
 .PHONY: all deps build components controlplane etcd proto test unit-test e2e-test bench up clean
 all: build components
 
-# Debian packages: runc, busybox-static, iproute2.
+# Debian packages: runc, busybox-static, iproute2, iptables, conntrack.
 deps:
 	./integration/install-deps.sh
 
@@ -42,9 +43,9 @@ bench: deps build components
 	$(GO) test -run '^$$' -bench BenchmarkRuntimeCall -benchtime 2000x ./core/pluginhost
 
 # Binaries the local cluster and the integration tests run.
-components: controlplane $(BIN)/kine $(BIN)/containerd $(BIN)/registry
+components: controlplane $(BIN)/kine $(BIN)/containerd $(BIN)/registry $(BIN)/coredns cni-plugins
 
-# One go build makes the four (a grouped target), so a binary that is missing
+# One go build makes them all (a grouped target), so a binary that is missing
 # or older than the module is rebuilt. touch: go build leaves an up-to-date
 # binary untouched, which would make make run it again every time.
 CONTROLPLANE_BINS := $(addprefix $(BIN)/,$(CONTROLPLANE))
@@ -65,6 +66,23 @@ $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr &:
 
 $(BIN)/registry:
 	GOBIN=$(BIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY)
+
+# CoreDNS, the cluster's DNS: its module has no replace directives, so go
+# install builds it as released.
+$(BIN)/coredns:
+	GOBIN=$(BIN) $(GO) install github.com/coredns/coredns@$(COREDNS)
+
+# The standard CNI plugins the network plugin (fedlet-network-cni) runs, from
+# the CNI project's own module, into bin/cni where the plugin looks by
+# default. One go install makes them all; they are built only when missing.
+CNI_PLUGINS_VER := v1.9.1
+CNI_PLUGINS     := main/bridge ipam/host-local main/loopback meta/portmap
+CNI_PLUGIN_BINS := $(addprefix $(BIN)/cni/,$(notdir $(CNI_PLUGINS)))
+.PHONY: cni-plugins
+cni-plugins: $(CNI_PLUGIN_BINS)
+$(CNI_PLUGIN_BINS) &:
+	GOBIN=$(BIN)/cni $(GO) install \
+		$(foreach p,$(CNI_PLUGINS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_PLUGINS_VER))
 
 # etcd, for `fedlet up --datastore etcd`: its own module (integration/etcd),
 # since etcd's go.mod cannot be installed with go install.

@@ -9,6 +9,10 @@ command -v runc >/dev/null || need+=(runc)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v ip >/dev/null || need+=(iproute2)
 command -v mount >/dev/null || need+=(mount)
+# kube-proxy's rules, and its clearing of stale UDP conntrack entries.
+command -v iptables >/dev/null || need+=(iptables)
+command -v conntrack >/dev/null || need+=(conntrack)
+command -v nft >/dev/null || need+=(nftables)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

@@ -27,9 +27,10 @@ func newUpCommand() *cobra.Command {
 		Long: `Bring up a whole Kubernetes cluster on this machine, on loopback: the datastore
 (kine on SQLite by default, or etcd), kube-apiserver, kube-controller-manager,
 kube-scheduler, an OCI registry on 127.0.0.1:5000 seeded with a busybox image,
-containerd, and a fedlet agent serving the node "fedlet-node". It runs until
-interrupted (Ctrl-C or SIGTERM), then stops everything and removes every
-container it ran.
+containerd, a fedlet agent serving the node "fedlet-node", kube-proxy
+(iptables) and CoreDNS, which answers for cluster.local at the Service address
+10.0.0.10. It runs until interrupted (Ctrl-C or SIGTERM), then stops
+everything, removes every container it ran and kube-proxy's iptables rules.
 
 Missing components are built with make when the fedlet source tree is found
 (beside this executable or above the working directory); the first build of
@@ -41,7 +42,7 @@ registry/, containerd/, logs/<component>.log. Running it again on the same
 directory brings back the same cluster, with its objects. While the cluster is
 up, the file "ready" in it holds the admin kubeconfig's path.
 
-containerd and runc need root.`,
+containerd, runc and kube-proxy need root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			part, err := cluster.ParsePart(until)
@@ -66,7 +67,7 @@ containerd and runc need root.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultData, "directory holding the cluster's state, certificates and logs")
 	cmd.Flags().StringVar(&binDir, "bin-dir", executableDir(), "directory of the components (kube-apiserver, kine, containerd, ...)")
 	cmd.Flags().StringVar(&datastore, "datastore", string(cluster.DatastoreSQLite), "datastore behind the API server: sqlite (kine) or etcd")
-	cmd.Flags().StringVar(&until, "until", cluster.PartAgent.String(),
+	cmd.Flags().StringVar(&until, "until", cluster.PartNetwork.String(),
 		"start the parts up to this one only: "+strings.Join(cluster.PartNames(), ", "))
 	return cmd
 }
@@ -132,6 +133,9 @@ func printUsage(out io.Writer, c *cluster.Cluster, until cluster.Part) {
 	fmt.Fprintf(out, "  kubeconfig: %s\n", c.Kubeconfig())
 	if until >= cluster.PartRegistry {
 		fmt.Fprintf(out, "  image:      %s\n", c.Image())
+	}
+	if until >= cluster.PartNetwork {
+		fmt.Fprintf(out, "  dns:        %s:53 (%s), from pods and this machine\n", cluster.ClusterDNS, cluster.ClusterDomain)
 	}
 	fmt.Fprintf(out, "\nTry it (this kubectl is the server's version; Debian's is older):\n")
 	fmt.Fprintf(out, "  export KUBECONFIG=%s\n", c.Kubeconfig())

@@ -2,9 +2,11 @@ package plugin
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -50,7 +52,7 @@ func (s *Server) Add(ctx context.Context, req *networkv1.AddRequest) (*networkv1
 	if prob != nil {
 		return nil, status.Error(codes.FailedPrecondition, prob.message)
 	}
-	caps, err := capabilityArgs(req, list)
+	caps, err := capabilityArgs(req, list, cfg.SharedSubnet)
 	if err != nil {
 		return nil, err
 	}
@@ -292,9 +294,10 @@ func cniArgs(key attachmentKey, pod *networkv1.PodRef) [][2]string {
 }
 
 // capabilityArgs turns the request's runtime config into CNI capability
-// arguments. Host ports on a network without a portMappings plugin are
-// refused rather than silently not published.
-func capabilityArgs(req *networkv1.AddRequest, list *libcni.NetworkConfigList) (map[string]any, error) {
+// arguments, each pod CIDR placed in sharedSubnet if set. Host ports on a
+// network without a portMappings plugin are refused rather than silently
+// not published.
+func capabilityArgs(req *networkv1.AddRequest, list *libcni.NetworkConfigList, sharedSubnet string) (map[string]any, error) {
 	caps := map[string]any{}
 	if pms := req.GetPortMappings(); len(pms) > 0 {
 		if !hasCapability(list, "portMappings") {
@@ -327,6 +330,10 @@ func capabilityArgs(req *networkv1.AddRequest, list *libcni.NetworkConfigList) (
 					return nil, status.Errorf(codes.InvalidArgument, "ip_ranges[%d].ranges[%d].subnet is empty", i, j)
 				}
 				m := map[string]string{"subnet": r.GetSubnet()}
+				if sharedSubnet != "" {
+					r = inSharedSubnet(r, sharedSubnet)
+					m["subnet"] = r.GetSubnet()
+				}
 				for k, v := range map[string]string{"rangeStart": r.GetRangeStart(), "rangeEnd": r.GetRangeEnd(), "gateway": r.GetGateway()} {
 					if v != "" {
 						m[k] = v
@@ -355,4 +362,44 @@ func podName(pod *networkv1.PodRef) string {
 		return pod.GetUid()
 	}
 	return pod.GetNamespace() + "/" + pod.GetName()
+}
+
+// inSharedSubnet turns a range whose subnet lies inside shared into a range
+// of shared: its usable addresses become rangeStart..rangeEnd, and shared's
+// first address the gateway (host-local never hands out the gateway).
+// Other ranges are left as they are.
+func inSharedSubnet(r *networkv1.IPRange, shared string) *networkv1.IPRange {
+	_, sharedNet, err := net.ParseCIDR(shared)
+	if err != nil {
+		return r
+	}
+	_, own, err := net.ParseCIDR(r.GetSubnet())
+	if err != nil || own.IP.To4() == nil || !sharedNet.Contains(own.IP) {
+		return r
+	}
+	if ones, _ := own.Mask.Size(); ones < 1 || ones > 30 {
+		return r
+	}
+	first := binary.BigEndian.Uint32(own.IP.To4())
+	last := first | ^binary.BigEndian.Uint32(net.IP(own.Mask).To4())
+	gateway := binary.BigEndian.Uint32(sharedNet.IP.To4()) + 1
+	out := &networkv1.IPRange{
+		Subnet:     sharedNet.String(),
+		RangeStart: r.GetRangeStart(),
+		RangeEnd:   r.GetRangeEnd(),
+		Gateway:    uint32ToIP(gateway).String(),
+	}
+	if out.RangeStart == "" {
+		out.RangeStart = uint32ToIP(first + 1).String()
+	}
+	if out.RangeEnd == "" {
+		out.RangeEnd = uint32ToIP(last - 1).String()
+	}
+	return out
+}
+
+func uint32ToIP(v uint32) net.IP {
+	ip := make(net.IP, 4)
+	binary.BigEndian.PutUint32(ip, v)
+	return ip
 }

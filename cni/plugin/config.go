@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -36,6 +37,13 @@ type Config struct {
 	// directory of fedlet's own: libcni's default /var/lib/cni is refused,
 	// since GC there would delete other runtimes' attachments.
 	CacheDir string `json:"cacheDir"`
+	// SharedSubnet, when set, puts the pods of every node that shares the
+	// machine's bridge in this one IPv4 subnet (the cluster CIDR, say): a
+	// node's pod CIDR becomes the range its addresses come from and the
+	// subnet's first address the one gateway, so pods of the machine's
+	// nodes reach each other directly, without routing or NAT. Without it
+	// each node's pod CIDR is its own subnet, which needs a bridge per node.
+	SharedSubnet string `json:"sharedSubnet,omitempty"`
 }
 
 // parseConfig reads raw strictly: an unknown field is an error, so that a
@@ -61,6 +69,11 @@ func parseConfig(raw []byte) (Config, error) {
 	}
 	if filepath.Clean(cfg.CacheDir) == filepath.Clean(libcni.CacheDir) {
 		return cfg, fmt.Errorf("cacheDir %q is libcni's shared default: want a directory of fedlet's own, since GC removes every attachment there that fedlet does not know", cfg.CacheDir)
+	}
+	if cfg.SharedSubnet != "" {
+		if ip, _, err := net.ParseCIDR(cfg.SharedSubnet); err != nil || ip.To4() == nil {
+			return cfg, fmt.Errorf("sharedSubnet %q: want an IPv4 CIDR such as 10.244.0.0/16", cfg.SharedSubnet)
+		}
 	}
 	if len(cfg.BinDirs) == 0 {
 		exe, err := os.Executable()

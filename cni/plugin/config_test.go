@@ -7,6 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -65,5 +69,22 @@ func TestDefaultConflist(t *testing.T) {
 	if bridge.Bridge != "fedlet0" || !bridge.IsGateway || !bridge.IPMasq || !bridge.HairpinMode ||
 		bridge.IPAM.Type != "host-local" || bridge.IPAM.DataDir != "/var/lib/fedlet/ipam" {
 		t.Errorf("bridge plugin = %+v", bridge)
+	}
+}
+
+func TestInSharedSubnet(t *testing.T) {
+	cases := []struct {
+		in   *networkv1.IPRange
+		want *networkv1.IPRange
+	}{
+		{&networkv1.IPRange{Subnet: "10.244.2.0/24"}, &networkv1.IPRange{Subnet: "10.244.0.0/16", RangeStart: "10.244.2.1", RangeEnd: "10.244.2.254", Gateway: "10.244.0.1"}},
+		{&networkv1.IPRange{Subnet: "10.244.0.0/24"}, &networkv1.IPRange{Subnet: "10.244.0.0/16", RangeStart: "10.244.0.1", RangeEnd: "10.244.0.254", Gateway: "10.244.0.1"}},
+		// Outside the shared subnet: as it was.
+		{&networkv1.IPRange{Subnet: "192.168.5.0/24"}, &networkv1.IPRange{Subnet: "192.168.5.0/24"}},
+	}
+	for _, tc := range cases {
+		if got := inSharedSubnet(tc.in, "10.244.0.0/16"); !proto.Equal(got, tc.want) {
+			t.Errorf("inSharedSubnet(%v) = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }

@@ -16,11 +16,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	cniplugin "github.com/fedlet/fedlet/cni/plugin"
 	"github.com/fedlet/fedlet/core/config"
 )
 
-// runtimePlugin is the containerd runtime plugin's binary in the bin directory.
-const runtimePlugin = "fedlet-runtime-containerd"
+// The plugins' binaries in the bin directory.
+const (
+	runtimePlugin = "fedlet-runtime-containerd"
+	networkPlugin = "fedlet-network-cni"
+)
+
+// podBridge is the Linux bridge of the machine's pod network: every fedlet
+// node of the machine attaches its pods there, each from its own pod CIDR,
+// so pods of different nodes reach each other through it.
+const podBridge = "fedlet0"
 
 // containerdRuntimeConfig is the part of the containerd plugin's config
 // that fedlet up sets; the plugin defaults the rest.
@@ -34,15 +43,23 @@ type containerdRuntimeConfig struct {
 // agentConfig is the agent's config for one containerd node on this
 // machine, its runtime plugin pinned to the binary's current SHA-256.
 func (c *Cluster) agentConfig() (*config.Agent, error) {
-	sum, err := fileSHA256(filepath.Join(c.opts.BinDir, runtimePlugin))
+	sums := map[string]string{}
+	for _, p := range []string{runtimePlugin, networkPlugin} {
+		sum, err := fileSHA256(filepath.Join(c.opts.BinDir, p))
+		if err != nil {
+			return nil, fmt.Errorf("pin %s: %w", p, err)
+		}
+		sums[p] = "sha256:" + sum
+	}
+	network, err := json.Marshal(c.networkPluginConfig())
 	if err != nil {
-		return nil, fmt.Errorf("pin %s: %w", runtimePlugin, err)
+		return nil, err
 	}
 	rt, err := json.Marshal(containerdRuntimeConfig{
 		Address:     c.paths.ContainerdSocket,
 		Namespace:   runtimeNamespace,
 		StateDir:    c.paths.RuntimeState,
-		NodeAddress: "127.0.0.1",
+		NodeAddress: c.hostIP.String(),
 	})
 	if err != nil {
 		return nil, err
@@ -52,18 +69,49 @@ func (c *Cluster) agentConfig() (*config.Agent, error) {
 		Kind:       config.Kind,
 		Kubeconfig: c.pki.kubeconfig("agent"),
 		NodeAPI: config.NodeAPI{
-			Address:      "127.0.0.1:" + strconv.Itoa(c.opts.Ports.NodeAPI),
+			// The API server comes to the node's InternalIP; tests and
+			// tools may come to loopback.
+			Address:      "0.0.0.0:" + strconv.Itoa(c.opts.Ports.NodeAPI),
 			TLSCertFile:  c.pki.cert(certNodeAPI),
 			TLSKeyFile:   c.pki.key(certNodeAPI),
 			ClientCAFile: c.pki.caCert(),
 		},
 		Plugins: config.Plugins{
 			Dirs:      []string{c.opts.BinDir},
-			Checksums: map[string]string{runtimePlugin: "sha256:" + sum},
+			Checksums: sums,
 		},
-		Runtimes: []config.Runtime{{Name: "containerd", Plugin: runtimePlugin, Config: rt}},
-		Nodes:    []config.Node{{Name: c.opts.NodeName, Runtime: "containerd"}},
+		Runtimes:      []config.Runtime{{Name: "containerd", Plugin: runtimePlugin, Config: rt}},
+		Networks:      []config.Network{{Name: "cni", Plugin: networkPlugin, Config: network}},
+		Nodes:         []config.Node{{Name: c.opts.NodeName, Runtime: "containerd", Network: "cni"}},
+		ClusterDNS:    []string{ClusterDNS},
+		ClusterDomain: ClusterDomain,
 	}, nil
+}
+
+// networkPluginConfig is the CNI network plugin's config: every fedlet
+// node of the machine puts its pods on one bridge, in the cluster CIDR.
+func (c *Cluster) networkPluginConfig() cniplugin.Config {
+	return cniplugin.Config{
+		ConflistFile: c.cniConflist(),
+		BinDirs:      []string{filepath.Join(c.opts.BinDir, "cni")},
+		CacheDir:     filepath.Join(c.cniDir(), "cache"),
+		SharedSubnet: ClusterCIDR,
+	}
+}
+
+// cniDir holds the pod network's conflist, libcni's cache and host-local's
+// address allocations.
+func (c *Cluster) cniDir() string { return filepath.Join(c.paths.DataDir, "fedlet", "cni") }
+
+func (c *Cluster) cniConflist() string { return filepath.Join(c.cniDir(), "fedlet.conflist") }
+
+// writeConflist writes the pod network's conflist (bridge, host-local,
+// portmap) for the agent's network plugin.
+func (c *Cluster) writeConflist() error {
+	if err := os.MkdirAll(c.cniDir(), 0o700); err != nil {
+		return fmt.Errorf("create CNI directory: %w", err)
+	}
+	return writeFile(c.cniConflist(), cniplugin.DefaultConflist(podBridge, filepath.Join(c.cniDir(), "ipam")), 0o644)
 }
 
 func writeAgentConfig(path string, cfg *config.Agent) error {
@@ -99,6 +147,9 @@ func (c *Cluster) startAgent(ctx context.Context) error {
 	}
 	if err := os.MkdirAll(c.paths.RuntimeState, 0o700); err != nil {
 		return fmt.Errorf("create runtime state directory: %w", err)
+	}
+	if err := c.writeConflist(); err != nil {
+		return err
 	}
 	c.progress("starting the fedlet agent (node %s)…", c.opts.NodeName)
 	// The Node of an earlier run is still there, Ready until the controller

@@ -1,8 +1,10 @@
 // Package cluster brings up a whole local Kubernetes cluster on one machine:
 // a datastore (kine on SQLite, or etcd), kube-apiserver, kube-controller-manager
 // and kube-scheduler built from upstream, an OCI registry seeded with a
-// busybox image, containerd, and a fedlet agent serving one containerd node.
-// Everything lives under one data directory and listens on loopback only.
+// busybox image, containerd, a fedlet agent serving one containerd node, and
+// kube-proxy and CoreDNS for Services and their names. Everything lives
+// under one data directory and listens on loopback only, but for CoreDNS,
+// which pods reach on the host's address, and NodePorts.
 // It is what `fedlet up` runs and what the integration tests start.
 package cluster
 
@@ -10,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,9 +40,15 @@ type Cluster struct {
 	agent      *child
 	apiServer  *child
 	etcdURL    string // where the API server finds the datastore
+	kubeProxy  *child // nil until started; its iptables rules are removed after it stops
+	coreDNS    *child
+	proxyLock  *os.File // kubeProxyLock, held while kube-proxy may run
 
 	stopOnce sync.Once
 	stopErr  error
+	// hostIP is the machine's own address: the node's InternalIP, where
+	// pods and the API server reach it.
+	hostIP net.IP
 }
 
 // Start brings up the parts of the cluster up to opts.Until, in order, each
@@ -120,7 +129,12 @@ func (c *Cluster) prepare(ctx context.Context) error {
 	if err := ensureComponents(ctx, c.opts); err != nil {
 		return err
 	}
-	p, err := ensurePKI(c.paths.PKI, clusterCerts(c.opts.NodeName))
+	hostIP, err := HostIP()
+	if err != nil {
+		return err
+	}
+	c.hostIP = hostIP
+	p, err := ensurePKI(c.paths.PKI, clusterCerts(c.opts.NodeName, c.hostIP))
 	if err != nil {
 		return err
 	}
@@ -164,7 +178,10 @@ func (c *Cluster) bringUp(ctx context.Context) error {
 	if err := c.startContainerd(ctx); err != nil || c.opts.Until < PartAgent {
 		return err
 	}
-	return c.startAgent(ctx)
+	if err := c.startAgent(ctx); err != nil || c.opts.Until < PartNetwork {
+		return err
+	}
+	return c.startNetwork(ctx)
 }
 
 func (c *Cluster) start(name string, args []string, o startOptions) (*child, error) {
@@ -179,11 +196,12 @@ func (c *Cluster) progress(format string, args ...any) {
 	fmt.Fprintf(c.opts.Progress, format+"\n", args...)
 }
 
-// Stop stops the cluster: the agent first, then every container, task and
-// snapshot left in containerd's fedlet namespace and every mount under the
-// containerd and runtime directories, then containerd, the registry, the
-// controllers, the API server and the datastore, each waited for (SIGTERM,
-// then SIGKILL). It is safe to call more than once.
+// Stop stops the cluster: CoreDNS, then kube-proxy, whose iptables rules
+// are then removed (`kube-proxy --cleanup`), the agent, every container,
+// task and snapshot left in containerd's fedlet namespace and every mount
+// under the containerd and runtime directories, then containerd, the
+// registry, the controllers, the API server and the datastore, each waited
+// for (SIGTERM, then SIGKILL). It is safe to call more than once.
 func (c *Cluster) Stop(ctx context.Context) error {
 	c.stopOnce.Do(func() { c.stopErr = c.stop(ctx) })
 	return c.stopErr
@@ -198,14 +216,21 @@ func (c *Cluster) stop(ctx context.Context) error {
 	children := c.sup.started()
 	for i := len(children) - 1; i >= 0; i-- {
 		ch := children[i]
-		if ch == c.containerd {
+		switch ch {
+		case c.containerd:
 			errs = append(errs, c.stopContainerd(ctx))
+			continue
+		case c.kubeProxy:
+			errs = append(errs, c.stopKubeProxy())
 			continue
 		}
 		c.progress("stopping %s…", ch.name)
 		errs = append(errs, ch.stop(stopTimeout))
 	}
 	c.sup.close()
+	if c.proxyLock != nil {
+		c.proxyLock.Close()
+	}
 	c.releaseLock()
 	return errors.Join(errs...)
 }
@@ -222,6 +247,8 @@ func (c *Cluster) stopContainerd(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("remove containers: %w", err))
 	}
+	c.progress("releasing pod networks…")
+	errs = append(errs, c.releasePodNetwork(ctx))
 	c.progress("stopping containerd…")
 	errs = append(errs, c.containerd.stop(stopTimeout))
 	// A shim whose task was just deleted may not have been told to exit

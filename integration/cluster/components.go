@@ -23,6 +23,8 @@ var makeTarget = map[string]string{
 	"kube-scheduler":            "controlplane",
 	"kube-controller-manager":   "controlplane",
 	"kubectl":                   "controlplane",
+	"kube-proxy":                "controlplane",
+	"coredns":                   "$(BIN)/coredns",
 	"kine":                      "$(BIN)/kine",
 	"etcd":                      "$(BIN)/etcd",
 	"containerd":                "$(BIN)/containerd",
@@ -56,6 +58,9 @@ func requiredComponents(opts Options) []string {
 	}
 	if opts.Until >= PartAgent {
 		names = append(names, "fedlet-runtime-containerd", "fedlet-log-driver")
+	}
+	if opts.Until >= PartNetwork {
+		names = append(names, "kube-proxy", "coredns")
 	}
 	return names
 }
@@ -144,6 +149,13 @@ func ensureComponents(ctx context.Context, opts Options) error {
 	if opts.Until >= PartContainerd {
 		if _, err := exec.LookPath("runc"); err != nil {
 			return fmt.Errorf("runc is not on PATH; containerd needs it: apt-get install runc")
+		}
+	}
+	if opts.Until >= PartNetwork {
+		for _, tool := range []string{"iptables", "iptables-restore", "conntrack"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				return fmt.Errorf("%s is not on PATH; kube-proxy needs it: apt-get install iptables conntrack", tool)
+			}
 		}
 	}
 	missing := missingComponents(opts.BinDir, names)

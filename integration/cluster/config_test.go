@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,12 +15,13 @@ import (
 
 func TestAgentConfigIsValidAndPinsThePlugin(t *testing.T) {
 	dataDir, binDir := t.TempDir(), t.TempDir()
-	plugin := filepath.Join(binDir, runtimePlugin)
-	if err := os.WriteFile(plugin, []byte("not really a plugin"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{runtimePlugin, networkPlugin} {
+		if err := os.WriteFile(filepath.Join(binDir, name), []byte("not really a plugin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	paths := PathsFor(dataDir)
-	p, err := ensurePKI(paths.PKI, clusterCerts("fedlet-node"))
+	p, err := ensurePKI(paths.PKI, clusterCerts("fedlet-node", net.ParseIP("192.0.2.7")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +29,7 @@ func TestAgentConfigIsValidAndPinsThePlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{opts: opts, paths: paths, pki: p}
+	c := &Cluster{opts: opts, paths: paths, pki: p, hostIP: net.ParseIP("192.0.2.7")}
 	cfg, err := c.agentConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -42,17 +44,19 @@ func TestAgentConfigIsValidAndPinsThePlugin(t *testing.T) {
 		t.Fatalf("the agent rejects the config: %v", err)
 	}
 	want := fmt.Sprintf("%x", sha256.Sum256([]byte("not really a plugin")))
-	if got.Plugins.Checksums[runtimePlugin] != "sha256:"+want {
-		t.Errorf("checksum = %q, want sha256:%s", got.Plugins.Checksums[runtimePlugin], want)
+	for _, name := range []string{runtimePlugin, networkPlugin} {
+		if got.Plugins.Checksums[name] != "sha256:"+want {
+			t.Errorf("checksum of %s = %q, want sha256:%s", name, got.Plugins.Checksums[name], want)
+		}
 	}
 	if got.Kubeconfig != filepath.Join(dataDir, "pki", "agent.kubeconfig") ||
-		got.NodeAPI.Address != "127.0.0.1:10250" ||
+		got.NodeAPI.Address != "0.0.0.0:10250" ||
 		got.NodeAPI.ClientCAFile != filepath.Join(dataDir, "pki", "ca.crt") ||
 		got.NodeAPI.TLSCertFile != filepath.Join(dataDir, "pki", "node-api.crt") ||
 		len(got.Plugins.Dirs) != 1 || got.Plugins.Dirs[0] != binDir {
 		t.Errorf("config = %+v", got)
 	}
-	if len(got.Nodes) != 1 || got.Nodes[0].Name != "fedlet-node" || got.Nodes[0].Runtime != "containerd" {
+	if len(got.Nodes) != 1 || got.Nodes[0].Name != "fedlet-node" || got.Nodes[0].Runtime != "containerd" || got.Nodes[0].Network != "cni" {
 		t.Errorf("nodes = %+v", got.Nodes)
 	}
 	var rt map[string]string
@@ -63,7 +67,7 @@ func TestAgentConfigIsValidAndPinsThePlugin(t *testing.T) {
 		"address":     filepath.Join(dataDir, "containerd", "containerd.sock"),
 		"namespace":   "fedlet",
 		"stateDir":    filepath.Join(dataDir, "fedlet", "containerd"),
-		"nodeAddress": "127.0.0.1",
+		"nodeAddress": "192.0.2.7",
 	}
 	for k, v := range wantRT {
 		if rt[k] != v {

@@ -12,10 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// serviceCIDR is the Service IP range; its first address, 10.0.0.1, is the
-// "kubernetes" Service and is in the API server's certificate.
-const serviceCIDR = "10.0.0.0/24"
-
 // startAPIServer runs kube-apiserver on loopback against the datastore and
 // waits for /readyz.
 func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
@@ -30,7 +26,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 		"--endpoint-reconciler-type=none",
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
-		"--service-cluster-ip-range=" + serviceCIDR,
+		"--service-cluster-ip-range=" + ServiceCIDR,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + p.saPub(),
 		"--service-account-signing-key-file=" + p.saKey(),
@@ -86,7 +82,12 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 		"--cluster-signing-key-file=" + p.caKeyFile(),
 		"--root-ca-file=" + p.caCert(),
 		"--service-account-private-key-file=" + p.saKey(),
-		"--service-cluster-ip-range=" + serviceCIDR,
+		"--service-cluster-ip-range=" + ServiceCIDR,
+		// Each Node gets spec.podCIDR, a /24 of the cluster CIDR, from
+		// which the network plugin gives its pods their addresses.
+		"--allocate-node-cidrs=true",
+		"--cluster-cidr=" + ClusterCIDR,
+		"--node-cidr-mask-size=" + strconv.Itoa(NodeCIDRMaskSize),
 		"--leader-elect=false",
 	}, startOptions{dir: c.paths.DataDir})
 	if err != nil {

@@ -34,7 +34,7 @@ func (p *pki) writeKubeconfig(path, server, user, certName string) error {
 }
 
 // kubeconfigs writes the admin kubeconfig and the internal ones of the
-// scheduler, the controller manager and the agent. They are rewritten on
+// scheduler, the controller manager, the agent, kube-proxy and CoreDNS. They are rewritten on
 // every start: they are cheap, and the API server's port may have changed.
 func (p *pki) kubeconfigs(paths Paths, apiServerPort int) error {
 	server := fmt.Sprintf("https://127.0.0.1:%d", apiServerPort)
@@ -43,6 +43,8 @@ func (p *pki) kubeconfigs(paths Paths, apiServerPort int) error {
 		{p.kubeconfig("scheduler"), "system:kube-scheduler", certScheduler},
 		{p.kubeconfig("controller-manager"), "system:kube-controller-manager", certControllerManager},
 		{p.kubeconfig("agent"), "fedlet-agent", certAgent},
+		{p.kubeconfig("kube-proxy"), "system:kube-proxy", certKubeProxy},
+		{p.kubeconfig("coredns"), coreDNSUser, certCoreDNS},
 	} {
 		if err := p.writeKubeconfig(k.path, server, k.user, k.cert); err != nil {
 			return err

@@ -23,7 +23,14 @@ const (
 	PartRegistry                    // the OCI registry, seeded with busybox
 	PartContainerd                  // containerd for the fedlet node
 	PartAgent                       // fedlet agent, waited for until its Node is Ready
+	// PartNetwork is kube-proxy and CoreDNS. It comes after the agent because
+	// kube-proxy reads its Node's addresses when it starts (and exits when
+	// they change).
+	PartNetwork
 )
+
+// lastPart is the part a cluster is complete with.
+const lastPart = PartNetwork
 
 var partNames = map[Part]string{
 	PartDatastore:   "datastore",
@@ -32,6 +39,7 @@ var partNames = map[Part]string{
 	PartRegistry:    "registry",
 	PartContainerd:  "containerd",
 	PartAgent:       "agent",
+	PartNetwork:     "network",
 }
 
 func (p Part) String() string {
@@ -44,14 +52,14 @@ func (p Part) String() string {
 // PartNames lists the names ParsePart accepts, in start order.
 func PartNames() []string {
 	var names []string
-	for p := PartDatastore; p <= PartAgent; p++ {
+	for p := PartDatastore; p <= lastPart; p++ {
 		names = append(names, p.String())
 	}
 	return names
 }
 
 // ParsePart reads a part's name: datastore, apiserver, controllers, registry,
-// containerd or agent.
+// containerd, agent or network.
 func ParsePart(s string) (Part, error) {
 	for p, name := range partNames {
 		if name == s {
@@ -80,10 +88,18 @@ type Ports struct {
 	Scheduler         int
 	Registry          int
 	NodeAPI           int
+	KubeProxyHealthz  int
+	KubeProxyMetrics  int
+	// DNS is CoreDNS's UDP and TCP port, on loopback and the host's address;
+	// pods reach it through the kube-dns Service at ClusterDNS:53.
+	DNS       int
+	DNSHealth int // CoreDNS's /health
+	DNSReady  int // CoreDNS's /ready
 }
 
-// DefaultPorts are the ports of `fedlet up`: those of a kubeadm cluster, and
-// 5000 for the registry.
+// DefaultPorts are the ports of `fedlet up`: those of a kubeadm cluster,
+// 5000 for the registry and 10053–10055 for CoreDNS (53 is the host's own
+// resolver's, often taken).
 func DefaultPorts() Ports {
 	return Ports{
 		APIServer:         6443,
@@ -93,6 +109,11 @@ func DefaultPorts() Ports {
 		Scheduler:         10259,
 		Registry:          5000,
 		NodeAPI:           10250,
+		KubeProxyHealthz:  10256,
+		KubeProxyMetrics:  10249,
+		DNS:               10053,
+		DNSHealth:         10054,
+		DNSReady:          10055,
 	}
 }
 
@@ -100,7 +121,8 @@ func DefaultPorts() Ports {
 // run a cluster beside another one.
 func FreePorts() (Ports, error) {
 	var p Ports
-	fields := []*int{&p.APIServer, &p.Datastore, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler, &p.Registry, &p.NodeAPI}
+	fields := []*int{&p.APIServer, &p.Datastore, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler, &p.Registry, &p.NodeAPI,
+		&p.KubeProxyHealthz, &p.KubeProxyMetrics, &p.DNSHealth, &p.DNSReady}
 	// Hold every listener until all are chosen so no port is picked twice.
 	var listeners []net.Listener
 	defer func() {
@@ -116,6 +138,24 @@ func FreePorts() (Ports, error) {
 		listeners = append(listeners, l)
 		*f = l.Addr().(*net.TCPAddr).Port
 	}
+	// CoreDNS takes its port for UDP and TCP, on every address it binds.
+	for try := 0; p.DNS == 0; try++ {
+		udp, err := net.ListenPacket("udp4", ":0")
+		if err != nil {
+			return Ports{}, fmt.Errorf("pick a free DNS port: %w", err)
+		}
+		port := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		udp.Close()
+		if err != nil {
+			if try == 20 {
+				return Ports{}, fmt.Errorf("pick a free DNS port: %w", err)
+			}
+			continue // taken for TCP: try another
+		}
+		listeners = append(listeners, tcp)
+		p.DNS = port
+	}
 	return p, nil
 }
 
@@ -125,6 +165,8 @@ func (p Ports) withDefaults() Ports {
 		{&p.APIServer, &d.APIServer}, {&p.Datastore, &d.Datastore}, {&p.EtcdPeer, &d.EtcdPeer},
 		{&p.ControllerManager, &d.ControllerManager}, {&p.Scheduler, &d.Scheduler},
 		{&p.Registry, &d.Registry}, {&p.NodeAPI, &d.NodeAPI},
+		{&p.KubeProxyHealthz, &d.KubeProxyHealthz}, {&p.KubeProxyMetrics, &d.KubeProxyMetrics},
+		{&p.DNS, &d.DNS}, {&p.DNSHealth, &d.DNSHealth}, {&p.DNSReady, &d.DNSReady},
 	} {
 		if *pair[0] == 0 {
 			*pair[0] = *pair[1]
@@ -147,7 +189,7 @@ type Options struct {
 	// Datastore defaults to DatastoreSQLite.
 	Datastore Datastore
 	Ports     Ports
-	// Until is the last part to start; zero means all of them (PartAgent).
+	// Until is the last part to start; zero means all of them (PartNetwork).
 	Until Part
 	// BuildMissing runs `make` in the fedlet source tree (when it can be
 	// found) for components missing from BinDir, instead of failing.
@@ -188,9 +230,9 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("unknown datastore %q (expected sqlite or etcd)", o.Datastore)
 	}
 	if o.Until == 0 {
-		o.Until = PartAgent
+		o.Until = lastPart
 	}
-	if o.Until < PartDatastore || o.Until > PartAgent {
+	if o.Until < PartDatastore || o.Until > lastPart {
 		return o, fmt.Errorf("unknown part %v", o.Until)
 	}
 	o.Ports = o.Ports.withDefaults()
@@ -238,7 +280,11 @@ type Paths struct {
 	ContainerdSocket string
 	// RuntimeState is the containerd runtime plugin's state directory.
 	RuntimeState string
-	lock         string
+	// KubeProxyConfig is kube-proxy's KubeProxyConfiguration.
+	KubeProxyConfig string
+	// Corefile is CoreDNS's configuration.
+	Corefile string
+	lock     string
 }
 
 // PathsFor lays out a cluster's files under dataDir.
@@ -257,6 +303,8 @@ func PathsFor(dataDir string) Paths {
 		Containerd:       j("containerd"),
 		ContainerdSocket: j("containerd", "containerd.sock"),
 		RuntimeState:     j("fedlet", "containerd"),
+		KubeProxyConfig:  j("kube-proxy.yaml"),
+		Corefile:         j("Corefile"),
 		lock:             j("lock"),
 	}
 }

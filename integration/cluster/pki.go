@@ -51,9 +51,11 @@ const (
 	certSchedulerServing  = "scheduler-serving"
 	certCMServing         = "controller-manager-serving"
 	certFrontProxyClient  = "front-proxy-client"
+	certKubeProxy         = "kube-proxy"
+	certCoreDNS           = "coredns"
 )
 
-func clusterCerts(nodeName string) []certSpec {
+func clusterCerts(nodeName string, hostIP net.IP) []certSpec {
 	loopback := []net.IP{loopbackIP}
 	return []certSpec{
 		{name: certAPIServer, cn: "kube-apiserver", server: true,
@@ -63,8 +65,12 @@ func clusterCerts(nodeName string) []certSpec {
 		{name: certAdmin, cn: "fedlet-admin", orgs: []string{"system:masters"}},
 		{name: certScheduler, cn: "system:kube-scheduler"},
 		{name: certControllerManager, cn: "system:kube-controller-manager"},
+		// The user upstream's bootstrap policy binds to system:node-proxier.
+		{name: certKubeProxy, cn: "system:kube-proxy"},
+		{name: certCoreDNS, cn: coreDNSUser},
 		{name: certAgent, cn: "fedlet-agent", orgs: []string{"fedlet:agents"}},
-		{name: certNodeAPI, cn: nodeName, server: true, dns: []string{"localhost"}, ips: loopback},
+		// The API server reaches the node API at the node's InternalIP.
+		{name: certNodeAPI, cn: nodeName, server: true, dns: []string{"localhost"}, ips: []net.IP{loopbackIP, hostIP}},
 		{name: certSchedulerServing, cn: "kube-scheduler", server: true, dns: []string{"localhost"}, ips: loopback},
 		{name: certCMServing, cn: "kube-controller-manager", server: true, dns: []string{"localhost"}, ips: loopback},
 		// The API server's identity towards aggregated API servers.
@@ -194,7 +200,22 @@ func (p *pki) certValid(s certSpec, ca *authority) bool {
 		usage = x509.ExtKeyUsageServerAuth
 	}
 	_, err = cert.Verify(x509.VerifyOptions{Roots: ca.pool, KeyUsages: []x509.ExtKeyUsage{usage}})
-	return err == nil
+	if err != nil {
+		return false
+	}
+	// A server's names may have changed (the machine's address): every one
+	// must be in the certificate.
+	for _, ip := range s.ips {
+		if cert.VerifyHostname(ip.String()) != nil {
+			return false
+		}
+	}
+	for _, name := range s.dns {
+		if cert.VerifyHostname(name) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *pki) issue(s certSpec, ca *authority) error {

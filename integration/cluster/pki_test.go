@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,7 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 
 func TestPKIIssuesEveryCertificateFromOneCA(t *testing.T) {
 	dir := t.TempDir()
-	specs := clusterCerts("fedlet-node")
+	specs := clusterCerts("fedlet-node", net.ParseIP("192.0.2.7"))
 	p, err := ensurePKI(dir, specs)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func snapshotDir(t *testing.T, dir string) map[string][]byte {
 
 func TestPKIIsReusedAndRepaired(t *testing.T) {
 	dir := t.TempDir()
-	specs := clusterCerts("fedlet-node")
+	specs := clusterCerts("fedlet-node", net.ParseIP("192.0.2.7"))
 	if _, err := ensurePKI(dir, specs); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestPKIIsReusedAndRepaired(t *testing.T) {
 func TestKubeconfigsStandAlone(t *testing.T) {
 	dataDir := t.TempDir()
 	paths := PathsFor(dataDir)
-	p, err := ensurePKI(paths.PKI, clusterCerts("fedlet-node"))
+	p, err := ensurePKI(paths.PKI, clusterCerts("fedlet-node", net.ParseIP("192.0.2.7")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestBrokenPluginsAreReportedOnTheirNodes(t *testing.T) {
 	}
 	cfg.Plugins.Dirs = append(cfg.Plugins.Dirs, pluginDir)
 	cfg.Plugins.Checksums["wrongly-pinned"] = "sha256:" + strings.Repeat("0", 64)
-	cfg.NodeAPI.Address = fmt.Sprintf("127.0.0.1:%d", closedPort(t))
+	cfg.NodeAPI.Address = fmt.Sprintf("0.0.0.0:%d", closedPort(t))
 	good := cfg.Runtimes[0]
 	good.Name = "good"
 	good.Config = []byte(strings.Replace(string(good.Config), `"stateDir":"`, `"stateDir":"`+t.TempDir()+`/`, 1))

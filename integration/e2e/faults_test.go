@@ -2,7 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,8 +17,9 @@ import (
 )
 
 // TestAgentKilled: kill -9 of the agent leaves its containers running; the
-// restarted agent adopts them (same processes) and cleans up the pods
-// deleted while it was down, gracefully or by force.
+// restarted agent adopts them (same processes, same pod IP) and cleans up
+// the pods deleted while it was down, gracefully or by force, network and
+// all.
 func TestAgentKilled(t *testing.T) {
 	ns := namespace(t)
 	pods := env.Client().CoreV1().Pods(ns)
@@ -28,6 +34,8 @@ func TestAgentKilled(t *testing.T) {
 	if len(before) != 1 {
 		t.Fatalf("kept pod: %d running tasks, want 1", len(before))
 	}
+	keptIP := podIP(t, ns, "kept")
+	netBefore := hostNetworkState(t)
 
 	if err := env.KillAgent(); err != nil {
 		t.Fatal(err)
@@ -60,6 +68,35 @@ func TestAgentKilled(t *testing.T) {
 	if rc := p.Status.ContainerStatuses[0].RestartCount; rc != 0 {
 		t.Errorf("kept pod restartCount %d, want 0", rc)
 	}
+	if p.Status.PodIP != keptIP {
+		t.Errorf("after the restart the kept pod's IP is %q, was %q", p.Status.PodIP, keptIP)
+	}
+	// The deleted pods' addresses and veths are freed; the kept pod's stay.
+	waitFor(t, time.Minute, "the deleted pods' network freed", func() (bool, string) {
+		now := hostNetworkState(t)
+		owners := allocationOwners(t)
+		state := fmt.Sprintf("before %+v, now %+v, allocations %v", netBefore, now, owners)
+		return now.veths <= netBefore.veths-2 && !owners[uids["deleted"]] && !owners[uids["forced"]] && owners[uids["kept"]], state
+	})
+}
+
+// allocationOwners are the pod UIDs host-local holds an address for: each
+// allocation file holds its attachment's container ID, the pod's UID.
+func allocationOwners(t *testing.T) map[string]bool {
+	t.Helper()
+	dir := filepath.Join(env.Paths().DataDir, "fedlet", "cni", "ipam", "fedlet")
+	entries, _ := os.ReadDir(dir)
+	owners := map[string]bool{}
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) == nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err == nil {
+			owners[strings.Fields(string(data) + " x")[0]] = true
+		}
+	}
+	return owners
 }
 
 // TestContainerdRestarted: with containerd stopped the node says it is not

@@ -9,9 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// TestPodNetworkNamespaces: until a network plugin is configured, a pod has a
-// private network namespace with only loopback (up), and a hostNetwork pod
-// shares the host's.
+// TestPodNetworkNamespaces: a pod has a private network namespace with
+// loopback (up) and the network plugin's eth0, and a hostNetwork pod shares
+// the host's.
 func TestPodNetworkNamespaces(t *testing.T) {
 	ns := namespace(t)
 	script := "readlink /proc/self/ns/net; ls /sys/class/net | tr '\\n' ' '; echo; cat /sys/class/net/lo/operstate"
@@ -37,8 +37,8 @@ func TestPodNetworkNamespaces(t *testing.T) {
 		if got := lines[0] == hostNS; got != wantHost {
 			t.Errorf("%s: network namespace %s, host's %s", name, lines[0], hostNS)
 		}
-		if !wantHost && (strings.TrimSpace(lines[1]) != "lo" || lines[2] != "unknown" && lines[2] != "up") {
-			t.Errorf("%s: interfaces %q, lo %q; want only lo, up", name, lines[1], lines[2])
+		if !wantHost && (strings.TrimSpace(lines[1]) != "eth0 lo" || lines[2] != "unknown" && lines[2] != "up") {
+			t.Errorf("%s: interfaces %q, lo %q; want eth0 and lo, up", name, lines[1], lines[2])
 		}
 		if p.Status.HostIP == "" {
 			t.Errorf("%s: no hostIP", name)
