@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 const (
@@ -126,6 +128,11 @@ func (s *session) onStart(ctx context.Context, id string, at time.Time) {
 		return
 	}
 	st := containerStatus(rec, p)
+	if st.GetState() == runtimev1.ContainerState_CONTAINER_STATE_EXITED {
+		// Already gone: its exit event tells it whole, with what the exit
+		// record adds (termination message, OOM); this one would not.
+		return
+	}
 	if rec.Labels[labelStartedAt] == "" {
 		st.StartedAtUnixNano = at.UnixNano()
 	}
