@@ -112,7 +112,8 @@ func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClien
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.Node).String()
-		}))
+		}),
+		informers.WithTransform(dropManagedFields))
 	c := &Controller{
 		node:          cfg.Node,
 		client:        client,
@@ -342,4 +343,14 @@ func (c *Controller) describeNode() {
 
 func backoffKey(uid types.UID, container string) string {
 	return fmt.Sprintf("%s/%s", uid, container)
+}
+
+// dropManagedFields leaves out of the pod cache what the agent never reads
+// and never writes back (statuses are merge patches): server-side apply's
+// field ownership, a third of a small pod's size.
+func dropManagedFields(obj any) (any, error) {
+	if acc, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		acc.GetObjectMeta().SetManagedFields(nil)
+	}
+	return obj, nil
 }

@@ -22,6 +22,9 @@ type envSource interface {
 	secret(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Secret, error)
 	// nodeIP is the node's InternalIP; empty when not known yet.
 	nodeIP() string
+	// podIPs are the pod's addresses from its network attachment, which
+	// precedes its containers and so its status; none without one.
+	podIPs(pod *corev1.Pod) []string
 	// nodeAllocatable stands in for the limits a container does not set.
 	nodeAllocatable() corev1.ResourceList
 }
@@ -39,6 +42,7 @@ func (e controllerEnv) secret(ctx context.Context, pod *corev1.Pod, name string)
 }
 
 func (e controllerEnv) nodeIP() string                       { return e.c.nodeIP() }
+func (e controllerEnv) podIPs(pod *corev1.Pod) []string      { return e.c.network.podIPs(pod.UID) }
 func (e controllerEnv) nodeAllocatable() corev1.ResourceList { return e.c.nodeAllocatable() }
 
 // resolveEnv computes a container's environment as the kubelet does:
@@ -219,9 +223,20 @@ func fieldRefValue(pod *corev1.Pod, path string, src envSource) (string, error) 
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.hostIPs":
 		return src.nodeIP(), nil
-	case "status.podIP", "status.podIPs":
+	case "status.podIP":
 		if pod.Spec.HostNetwork {
 			return src.nodeIP(), nil
+		}
+		if ips := src.podIPs(pod); len(ips) > 0 {
+			return ips[0], nil
+		}
+		return pod.Status.PodIP, nil
+	case "status.podIPs":
+		if pod.Spec.HostNetwork {
+			return src.nodeIP(), nil
+		}
+		if ips := src.podIPs(pod); len(ips) > 0 {
+			return strings.Join(ips, ","), nil
 		}
 		return pod.Status.PodIP, nil
 	}

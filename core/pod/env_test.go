@@ -33,6 +33,7 @@ func (f *fakeEnv) secret(_ context.Context, _ *corev1.Pod, name string) (*corev1
 }
 
 func (f *fakeEnv) nodeIP() string                       { return "192.0.2.7" }
+func (f *fakeEnv) podIPs(*corev1.Pod) []string          { return nil }
 func (f *fakeEnv) nodeAllocatable() corev1.ResourceList { return f.allocatable }
 
 func envPod() *corev1.Pod {

@@ -70,13 +70,17 @@ func run(n int, memoryLevels []int) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{cluster: c, client: client, n: n}
+	b := &bench{cluster: c, client: client, n: n, binDir: filepath.Join(root, "bin")}
 	if err := b.warmUp(ctx); err != nil {
 		return err
 	}
 	floor, err := b.floor(ctx)
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
+	}
+	cniFloor, cniPlugin, err := b.cniAdd(ctx)
+	if err != nil {
+		return fmt.Errorf("CNI ADD: %w", err)
 	}
 	serial, err := b.podsOneAtATime(ctx)
 	if err != nil {
@@ -103,6 +107,7 @@ func run(n int, memoryLevels []int) error {
 		mem = append(mem, m)
 	}
 	b.report(floor, serial, burst, floorRate, podRate, mem)
+	b.reportCNI(floor, serial, cniFloor, cniPlugin)
 	return nil
 }
 

@@ -23,6 +23,7 @@ type bench struct {
 	// client is not rate-limited on the client side, so that it measures the agent.
 	client kubernetes.Interface
 	n      int
+	binDir string
 }
 
 // pod is a busybox pod bound to the fedlet node at creation: the latency

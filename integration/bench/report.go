@@ -49,3 +49,18 @@ func (b *bench) report(floor, serial, burst []time.Duration, floorRate, podRate 
 func mib(bytes int64) float64 {
 	return float64(bytes) / (1 << 20)
 }
+
+func (b *bench) reportCNI(floor, serial, cniFloor, cniPlugin []time.Duration) {
+	fp50, fp99 := percentile(cniFloor, 50), percentile(cniFloor, 99)
+	pp50, pp99 := percentile(cniPlugin, 50), percentile(cniPlugin, 99)
+	fmt.Printf("\nCNI ADD of one pod, %d times (bridge, host-local, portmap; each deleted before the next)\n", b.n)
+	fmt.Printf("%-44s %10s %10s\n", "", "p50", "p99")
+	fmt.Printf("%-44s %10s %10s\n", "floor: libcni AddNetworkList", ms(fp50), ms(fp99))
+	fmt.Printf("%-44s %10s %10s\n", "fedlet: network plugin Add", ms(pp50), ms(pp99))
+	fmt.Printf("ratio plugin/libcni: p50 %.2f, p99 %.2f (overhead %s)\n", float64(pp50)/float64(fp50), float64(pp99)/float64(fp99), ms(pp50-fp50))
+	// The pods above went through sandbox, CNI ADD and start: their floor
+	// is containerd's start plus libcni's ADD, each measured in this run.
+	netFloor := percentile(floor, 50) + fp50
+	fmt.Printf("pod start-up with networking: fedlet p50 %s vs containerd start + libcni ADD p50 %s = %s (ratio %.2f)\n",
+		ms(percentile(serial, 50)), ms(percentile(floor, 50)), ms(netFloor), float64(percentile(serial, 50))/float64(netFloor))
+}

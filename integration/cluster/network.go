@@ -84,11 +84,16 @@ func resolvesTo(ctx context.Context, addr, name, ip string) error {
 
 // httpGetOK GETs a plain-HTTP url and wants 200.
 func httpGetOK(ctx context.Context, url string) error {
+	return getOK(ctx, http.DefaultClient, url)
+}
+
+// getOK GETs url with client and wants 200.
+func getOK(ctx context.Context, client *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
