@@ -45,6 +45,12 @@ const (
 	// The backend gives pods their network itself; the agent does not attach
 	// a network plugin.
 	Capability_CAPABILITY_OWN_NETWORK Capability = 1
+	// The backend runs whole pods itself (a member cluster): the agent calls
+	// the pod-level RPCs (CreatePod, DeletePod, ListPods, WatchPods) instead
+	// of the sandbox and container ones, and skips the network, image and
+	// probe steps, which the backend does. Logs, exec, attach and
+	// port-forward are called as for any runtime.
+	Capability_CAPABILITY_WHOLE_PODS Capability = 2
 )
 
 // Enum value maps for Capability.
@@ -52,10 +58,12 @@ var (
 	Capability_name = map[int32]string{
 		0: "CAPABILITY_UNSPECIFIED",
 		1: "CAPABILITY_OWN_NETWORK",
+		2: "CAPABILITY_WHOLE_PODS",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED": 0,
 		"CAPABILITY_OWN_NETWORK": 1,
+		"CAPABILITY_WHOLE_PODS":  2,
 	}
 )
 
@@ -3063,6 +3071,372 @@ func (x *PortForwardResponse) GetData() []byte {
 	return nil
 }
 
+type CreatePodRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The pod as the agent sees it, encoded as Kubernetes protobuf (core/v1
+	// Pod).
+	PodObject []byte `protobuf:"bytes,2,opt,name=pod_object,json=podObject,proto3" json:"pod_object,omitempty"`
+	// The ConfigMaps and Secrets the pod refers to (env, envFrom, volumes),
+	// each encoded as Kubernetes protobuf, that the backend must have before
+	// the pod. A backend that cannot honour one fails with the reason.
+	ConfigMaps    [][]byte `protobuf:"bytes,3,rep,name=config_maps,json=configMaps,proto3" json:"config_maps,omitempty"`
+	Secrets       [][]byte `protobuf:"bytes,4,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePodRequest) Reset() {
+	*x = CreatePodRequest{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePodRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePodRequest) ProtoMessage() {}
+
+func (x *CreatePodRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePodRequest.ProtoReflect.Descriptor instead.
+func (*CreatePodRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreatePodRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *CreatePodRequest) GetPodObject() []byte {
+	if x != nil {
+		return x.PodObject
+	}
+	return nil
+}
+
+func (x *CreatePodRequest) GetConfigMaps() [][]byte {
+	if x != nil {
+		return x.ConfigMaps
+	}
+	return nil
+}
+
+func (x *CreatePodRequest) GetSecrets() [][]byte {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+type DeletePodRequest struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Node               string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Pod                *PodRef                `protobuf:"bytes,2,opt,name=pod,proto3" json:"pod,omitempty"`
+	GracePeriodSeconds int64                  `protobuf:"varint,3,opt,name=grace_period_seconds,json=gracePeriodSeconds,proto3" json:"grace_period_seconds,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *DeletePodRequest) Reset() {
+	*x = DeletePodRequest{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePodRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePodRequest) ProtoMessage() {}
+
+func (x *DeletePodRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePodRequest.ProtoReflect.Descriptor instead.
+func (*DeletePodRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *DeletePodRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *DeletePodRequest) GetPod() *PodRef {
+	if x != nil {
+		return x.Pod
+	}
+	return nil
+}
+
+func (x *DeletePodRequest) GetGracePeriodSeconds() int64 {
+	if x != nil {
+		return x.GracePeriodSeconds
+	}
+	return 0
+}
+
+type DeletePodResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePodResponse) Reset() {
+	*x = DeletePodResponse{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePodResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePodResponse) ProtoMessage() {}
+
+func (x *DeletePodResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePodResponse.ProtoReflect.Descriptor instead.
+func (*DeletePodResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{43}
+}
+
+type ListPodsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPodsRequest) Reset() {
+	*x = ListPodsRequest{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPodsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPodsRequest) ProtoMessage() {}
+
+func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPodsRequest.ProtoReflect.Descriptor instead.
+func (*ListPodsRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListPodsRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type ListPodsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pods          []*PodStatus           `protobuf:"bytes,1,rep,name=pods,proto3" json:"pods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPodsResponse) Reset() {
+	*x = ListPodsResponse{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPodsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPodsResponse) ProtoMessage() {}
+
+func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPodsResponse.ProtoReflect.Descriptor instead.
+func (*ListPodsResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListPodsResponse) GetPods() []*PodStatus {
+	if x != nil {
+		return x.Pods
+	}
+	return nil
+}
+
+type WatchPodsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPodsRequest) Reset() {
+	*x = WatchPodsRequest{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPodsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPodsRequest) ProtoMessage() {}
+
+func (x *WatchPodsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPodsRequest.ProtoReflect.Descriptor instead.
+func (*WatchPodsRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WatchPodsRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// PodStatus is what the backend observes of one pod.
+type PodStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pod   *PodRef                `protobuf:"bytes,1,opt,name=pod,proto3" json:"pod,omitempty"`
+	// The pod's status as the backend reports it, encoded as Kubernetes
+	// protobuf (core/v1 PodStatus); the agent writes it to the pod.
+	Status []byte `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// The backend no longer has the pod although nobody asked to delete it
+	// (deleted behind the agent's back, evicted, lost with its node).
+	Lost          bool `protobuf:"varint,3,opt,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodStatus) Reset() {
+	*x = PodStatus{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodStatus) ProtoMessage() {}
+
+func (x *PodStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
+func (*PodStatus) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PodStatus) GetPod() *PodRef {
+	if x != nil {
+		return x.Pod
+	}
+	return nil
+}
+
+func (x *PodStatus) GetStatus() []byte {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *PodStatus) GetLost() bool {
+	if x != nil {
+		return x.Lost
+	}
+	return false
+}
+
 var File_plugins_proto_runtime_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
@@ -3290,17 +3664,39 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\apod_uid\x18\x02 \x01(\tR\x06podUid\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\x05R\x04port\")\n" +
 	"\x13PortForwardResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*D\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x80\x01\n" +
+	"\x10CreatePodRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
+	"\n" +
+	"pod_object\x18\x02 \x01(\fR\tpodObject\x12\x1f\n" +
+	"\vconfig_maps\x18\x03 \x03(\fR\n" +
+	"configMaps\x12\x18\n" +
+	"\asecrets\x18\x04 \x03(\fR\asecrets\"\x85\x01\n" +
+	"\x10DeletePodRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12+\n" +
+	"\x03pod\x18\x02 \x01(\v2\x19.fedlet.runtime.v1.PodRefR\x03pod\x120\n" +
+	"\x14grace_period_seconds\x18\x03 \x01(\x03R\x12gracePeriodSeconds\"\x13\n" +
+	"\x11DeletePodResponse\"%\n" +
+	"\x0fListPodsRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"D\n" +
+	"\x10ListPodsResponse\x120\n" +
+	"\x04pods\x18\x01 \x03(\v2\x1c.fedlet.runtime.v1.PodStatusR\x04pods\"&\n" +
+	"\x10WatchPodsRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"d\n" +
+	"\tPodStatus\x12+\n" +
+	"\x03pod\x18\x01 \x01(\v2\x19.fedlet.runtime.v1.PodRefR\x03pod\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\fR\x06status\x12\x12\n" +
+	"\x04lost\x18\x03 \x01(\bR\x04lost*_\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16CAPABILITY_OWN_NETWORK\x10\x01*\x87\x01\n" +
+	"\x16CAPABILITY_OWN_NETWORK\x10\x01\x12\x19\n" +
+	"\x15CAPABILITY_WHOLE_PODS\x10\x02*\x87\x01\n" +
 	"\x0eContainerState\x12\x1f\n" +
 	"\x1bCONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CONTAINER_STATE_CREATED\x10\x01\x12\x1b\n" +
 	"\x17CONTAINER_STATE_RUNNING\x10\x02\x12\x1a\n" +
-	"\x16CONTAINER_STATE_EXITED\x10\x032\xd4\n" +
-	"\n" +
+	"\x16CONTAINER_STATE_EXITED\x10\x032\xa3\r\n" +
 	"\aRuntime\x12S\n" +
 	"\bDescribe\x12\".fedlet.runtime.v1.DescribeRequest\x1a#.fedlet.runtime.v1.DescribeResponse\x12V\n" +
 	"\tConfigure\x12#.fedlet.runtime.v1.ConfigureRequest\x1a$.fedlet.runtime.v1.ConfigureResponse\x12E\n" +
@@ -3317,7 +3713,11 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\rContainerLogs\x12'.fedlet.runtime.v1.ContainerLogsRequest\x1a\x1b.fedlet.runtime.v1.LogChunk0\x01\x12K\n" +
 	"\x04Exec\x12\x1e.fedlet.runtime.v1.ExecRequest\x1a\x1f.fedlet.runtime.v1.ExecResponse(\x010\x01\x12Q\n" +
 	"\x06Attach\x12 .fedlet.runtime.v1.AttachRequest\x1a!.fedlet.runtime.v1.AttachResponse(\x010\x01\x12`\n" +
-	"\vPortForward\x12%.fedlet.runtime.v1.PortForwardRequest\x1a&.fedlet.runtime.v1.PortForwardResponse(\x010\x01B=Z;github.com/fedlet/fedlet/plugins/proto/runtime/v1;runtimev1b\x06proto3"
+	"\vPortForward\x12%.fedlet.runtime.v1.PortForwardRequest\x1a&.fedlet.runtime.v1.PortForwardResponse(\x010\x01\x12N\n" +
+	"\tCreatePod\x12#.fedlet.runtime.v1.CreatePodRequest\x1a\x1c.fedlet.runtime.v1.PodStatus\x12V\n" +
+	"\tDeletePod\x12#.fedlet.runtime.v1.DeletePodRequest\x1a$.fedlet.runtime.v1.DeletePodResponse\x12S\n" +
+	"\bListPods\x12\".fedlet.runtime.v1.ListPodsRequest\x1a#.fedlet.runtime.v1.ListPodsResponse\x12P\n" +
+	"\tWatchPods\x12#.fedlet.runtime.v1.WatchPodsRequest\x1a\x1c.fedlet.runtime.v1.PodStatus0\x01B=Z;github.com/fedlet/fedlet/plugins/proto/runtime/v1;runtimev1b\x06proto3"
 
 var (
 	file_plugins_proto_runtime_v1_runtime_proto_rawDescOnce sync.Once
@@ -3332,7 +3732,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(Capability)(0),                 // 0: fedlet.runtime.v1.Capability
 	(ContainerState)(0),             // 1: fedlet.runtime.v1.ContainerState
@@ -3377,13 +3777,20 @@ var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(*PortForwardRequest)(nil),      // 40: fedlet.runtime.v1.PortForwardRequest
 	(*PortForwardStart)(nil),        // 41: fedlet.runtime.v1.PortForwardStart
 	(*PortForwardResponse)(nil),     // 42: fedlet.runtime.v1.PortForwardResponse
-	nil,                             // 43: fedlet.runtime.v1.Node.CapacityEntry
-	nil,                             // 44: fedlet.runtime.v1.Node.AllocatableEntry
+	(*CreatePodRequest)(nil),        // 43: fedlet.runtime.v1.CreatePodRequest
+	(*DeletePodRequest)(nil),        // 44: fedlet.runtime.v1.DeletePodRequest
+	(*DeletePodResponse)(nil),       // 45: fedlet.runtime.v1.DeletePodResponse
+	(*ListPodsRequest)(nil),         // 46: fedlet.runtime.v1.ListPodsRequest
+	(*ListPodsResponse)(nil),        // 47: fedlet.runtime.v1.ListPodsResponse
+	(*WatchPodsRequest)(nil),        // 48: fedlet.runtime.v1.WatchPodsRequest
+	(*PodStatus)(nil),               // 49: fedlet.runtime.v1.PodStatus
+	nil,                             // 50: fedlet.runtime.v1.Node.CapacityEntry
+	nil,                             // 51: fedlet.runtime.v1.Node.AllocatableEntry
 }
 var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	0,  // 0: fedlet.runtime.v1.DescribeResponse.capabilities:type_name -> fedlet.runtime.v1.Capability
-	43, // 1: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
-	44, // 2: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
+	50, // 1: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
+	51, // 2: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
 	8,  // 3: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
 	10, // 4: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
 	9,  // 5: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
@@ -3405,41 +3812,52 @@ var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	38, // 21: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
 	35, // 22: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
 	41, // 23: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
-	2,  // 24: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
-	4,  // 25: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
-	6,  // 26: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
-	11, // 27: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
-	13, // 28: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
-	16, // 29: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
-	18, // 30: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
-	25, // 31: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
-	27, // 32: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
-	28, // 33: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
-	30, // 34: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
-	31, // 35: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
-	33, // 36: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
-	37, // 37: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
-	40, // 38: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
-	3,  // 39: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
-	5,  // 40: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
-	7,  // 41: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
-	12, // 42: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
-	15, // 43: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
-	17, // 44: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
-	19, // 45: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
-	26, // 46: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	26, // 47: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	29, // 48: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
-	26, // 49: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
-	32, // 50: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
-	36, // 51: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
-	39, // 52: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
-	42, // 53: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
-	39, // [39:54] is the sub-list for method output_type
-	24, // [24:39] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	9,  // 24: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	49, // 25: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
+	9,  // 26: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	2,  // 27: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
+	4,  // 28: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
+	6,  // 29: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
+	11, // 30: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
+	13, // 31: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
+	16, // 32: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
+	18, // 33: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
+	25, // 34: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
+	27, // 35: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
+	28, // 36: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
+	30, // 37: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
+	31, // 38: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
+	33, // 39: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
+	37, // 40: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
+	40, // 41: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
+	43, // 42: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
+	44, // 43: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
+	46, // 44: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
+	48, // 45: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
+	3,  // 46: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
+	5,  // 47: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
+	7,  // 48: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
+	12, // 49: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
+	15, // 50: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
+	17, // 51: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
+	19, // 52: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
+	26, // 53: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	26, // 54: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	29, // 55: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
+	26, // 56: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
+	32, // 57: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
+	36, // 58: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
+	39, // 59: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
+	42, // 60: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
+	49, // 61: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
+	45, // 62: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
+	47, // 63: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
+	49, // 64: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
+	46, // [46:65] is the sub-list for method output_type
+	27, // [27:46] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_runtime_v1_runtime_proto_init() }
@@ -3480,7 +3898,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_runtime_v1_runtime_proto_rawDesc), len(file_plugins_proto_runtime_v1_runtime_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

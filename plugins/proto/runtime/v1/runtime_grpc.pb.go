@@ -51,6 +51,10 @@ const (
 	Runtime_Exec_FullMethodName            = "/fedlet.runtime.v1.Runtime/Exec"
 	Runtime_Attach_FullMethodName          = "/fedlet.runtime.v1.Runtime/Attach"
 	Runtime_PortForward_FullMethodName     = "/fedlet.runtime.v1.Runtime/PortForward"
+	Runtime_CreatePod_FullMethodName       = "/fedlet.runtime.v1.Runtime/CreatePod"
+	Runtime_DeletePod_FullMethodName       = "/fedlet.runtime.v1.Runtime/DeletePod"
+	Runtime_ListPods_FullMethodName        = "/fedlet.runtime.v1.Runtime/ListPods"
+	Runtime_WatchPods_FullMethodName       = "/fedlet.runtime.v1.Runtime/WatchPods"
 )
 
 // RuntimeClient is the client API for Runtime service.
@@ -112,6 +116,22 @@ type RuntimeClient interface {
 	// send. Responses carry what the port sends; the stream ends when the
 	// connection closes. A port nothing listens on gets Unavailable.
 	PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse], error)
+	// CreatePod runs the pod on the node's backend, or, if it runs there
+	// already (the same pod UID), updates what may change (its labels,
+	// annotations, and the objects it depends on) and returns its status.
+	CreatePod(ctx context.Context, in *CreatePodRequest, opts ...grpc.CallOption) (*PodStatus, error)
+	// DeletePod deletes the pod with its grace period and returns once the
+	// backend has accepted the deletion. Deleting a pod that does not exist
+	// succeeds.
+	DeletePod(ctx context.Context, in *DeletePodRequest, opts ...grpc.CallOption) (*DeletePodResponse, error)
+	// ListPods lists every pod the node's backend runs for this agent, found
+	// by their origin, not by the plugin's memory: it is how the agent adopts
+	// them after any restart.
+	ListPods(ctx context.Context, in *ListPodsRequest, opts ...grpc.CallOption) (*ListPodsResponse, error)
+	// WatchPods streams a pod's status each time it changes, until the call
+	// is cancelled. The plugin sends the response headers once the watch is
+	// registered, as WatchContainers does.
+	WatchPods(ctx context.Context, in *WatchPodsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodStatus], error)
 }
 
 type runtimeClient struct {
@@ -299,6 +319,55 @@ func (c *runtimeClient) PortForward(ctx context.Context, opts ...grpc.CallOption
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_PortForwardClient = grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse]
 
+func (c *runtimeClient) CreatePod(ctx context.Context, in *CreatePodRequest, opts ...grpc.CallOption) (*PodStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodStatus)
+	err := c.cc.Invoke(ctx, Runtime_CreatePod_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runtimeClient) DeletePod(ctx context.Context, in *DeletePodRequest, opts ...grpc.CallOption) (*DeletePodResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeletePodResponse)
+	err := c.cc.Invoke(ctx, Runtime_DeletePod_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runtimeClient) ListPods(ctx context.Context, in *ListPodsRequest, opts ...grpc.CallOption) (*ListPodsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPodsResponse)
+	err := c.cc.Invoke(ctx, Runtime_ListPods_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runtimeClient) WatchPods(ctx context.Context, in *WatchPodsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodStatus], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Runtime_ServiceDesc.Streams[5], Runtime_WatchPods_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchPodsRequest, PodStatus]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_WatchPodsClient = grpc.ServerStreamingClient[PodStatus]
+
 // RuntimeServer is the server API for Runtime service.
 // All implementations must embed UnimplementedRuntimeServer
 // for forward compatibility.
@@ -358,6 +427,22 @@ type RuntimeServer interface {
 	// send. Responses carry what the port sends; the stream ends when the
 	// connection closes. A port nothing listens on gets Unavailable.
 	PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error
+	// CreatePod runs the pod on the node's backend, or, if it runs there
+	// already (the same pod UID), updates what may change (its labels,
+	// annotations, and the objects it depends on) and returns its status.
+	CreatePod(context.Context, *CreatePodRequest) (*PodStatus, error)
+	// DeletePod deletes the pod with its grace period and returns once the
+	// backend has accepted the deletion. Deleting a pod that does not exist
+	// succeeds.
+	DeletePod(context.Context, *DeletePodRequest) (*DeletePodResponse, error)
+	// ListPods lists every pod the node's backend runs for this agent, found
+	// by their origin, not by the plugin's memory: it is how the agent adopts
+	// them after any restart.
+	ListPods(context.Context, *ListPodsRequest) (*ListPodsResponse, error)
+	// WatchPods streams a pod's status each time it changes, until the call
+	// is cancelled. The plugin sends the response headers once the watch is
+	// registered, as WatchContainers does.
+	WatchPods(*WatchPodsRequest, grpc.ServerStreamingServer[PodStatus]) error
 	mustEmbedUnimplementedRuntimeServer()
 }
 
@@ -412,6 +497,18 @@ func (UnimplementedRuntimeServer) Attach(grpc.BidiStreamingServer[AttachRequest,
 }
 func (UnimplementedRuntimeServer) PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error {
 	return status.Error(codes.Unimplemented, "method PortForward not implemented")
+}
+func (UnimplementedRuntimeServer) CreatePod(context.Context, *CreatePodRequest) (*PodStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePod not implemented")
+}
+func (UnimplementedRuntimeServer) DeletePod(context.Context, *DeletePodRequest) (*DeletePodResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletePod not implemented")
+}
+func (UnimplementedRuntimeServer) ListPods(context.Context, *ListPodsRequest) (*ListPodsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPods not implemented")
+}
+func (UnimplementedRuntimeServer) WatchPods(*WatchPodsRequest, grpc.ServerStreamingServer[PodStatus]) error {
+	return status.Error(codes.Unimplemented, "method WatchPods not implemented")
 }
 func (UnimplementedRuntimeServer) mustEmbedUnimplementedRuntimeServer() {}
 func (UnimplementedRuntimeServer) testEmbeddedByValue()                 {}
@@ -657,6 +754,71 @@ func _Runtime_PortForward_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_PortForwardServer = grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]
 
+func _Runtime_CreatePod_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePodRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServer).CreatePod(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runtime_CreatePod_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServer).CreatePod(ctx, req.(*CreatePodRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Runtime_DeletePod_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletePodRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServer).DeletePod(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runtime_DeletePod_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServer).DeletePod(ctx, req.(*DeletePodRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Runtime_ListPods_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPodsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServer).ListPods(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runtime_ListPods_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServer).ListPods(ctx, req.(*ListPodsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Runtime_WatchPods_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPodsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RuntimeServer).WatchPods(m, &grpc.GenericServerStream[WatchPodsRequest, PodStatus]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_WatchPodsServer = grpc.ServerStreamingServer[PodStatus]
+
 // Runtime_ServiceDesc is the grpc.ServiceDesc for Runtime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -704,6 +866,18 @@ var Runtime_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "RemoveContainer",
 			Handler:    _Runtime_RemoveContainer_Handler,
 		},
+		{
+			MethodName: "CreatePod",
+			Handler:    _Runtime_CreatePod_Handler,
+		},
+		{
+			MethodName: "DeletePod",
+			Handler:    _Runtime_DeletePod_Handler,
+		},
+		{
+			MethodName: "ListPods",
+			Handler:    _Runtime_ListPods_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -733,6 +907,11 @@ var Runtime_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Runtime_PortForward_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "WatchPods",
+			Handler:       _Runtime_WatchPods_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "plugins/proto/runtime/v1/runtime.proto",
