@@ -74,13 +74,11 @@ func run(n int, memoryLevels []int) error {
 	if err := b.warmUp(ctx); err != nil {
 		return err
 	}
+	// Each figure is printed as soon as it is measured, so that a later
+	// failure loses none.
 	floor, err := b.floor(ctx)
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
-	}
-	cniFloor, cniPlugin, err := b.cniAdd(ctx)
-	if err != nil {
-		return fmt.Errorf("CNI ADD: %w", err)
 	}
 	serial, err := b.podsOneAtATime(ctx)
 	if err != nil {
@@ -90,6 +88,12 @@ func run(n int, memoryLevels []int) error {
 	if err != nil {
 		return fmt.Errorf("pods at once: %w", err)
 	}
+	b.reportStartup(floor, serial, burst)
+	cniFloor, cniPlugin, err := b.cniAdd(ctx)
+	if err != nil {
+		return fmt.Errorf("CNI ADD: %w", err)
+	}
+	b.reportCNI(floor, serial, cniFloor, cniPlugin)
 	floorRate, err := b.floorChurn(ctx)
 	if err != nil {
 		return fmt.Errorf("floor churn: %w", err)
@@ -98,16 +102,14 @@ func run(n int, memoryLevels []int) error {
 	if err != nil {
 		return fmt.Errorf("pod churn: %w", err)
 	}
-	var mem []memory
+	b.reportChurn(floorRate, podRate)
 	for _, level := range memoryLevels {
 		m, err := b.memoryAt(ctx, level)
 		if err != nil {
 			return fmt.Errorf("memory with %d pods: %w", level, err)
 		}
-		mem = append(mem, m)
+		reportMemory(m)
 	}
-	b.report(floor, serial, burst, floorRate, podRate, mem)
-	b.reportCNI(floor, serial, cniFloor, cniPlugin)
 	return nil
 }
 

@@ -147,7 +147,9 @@ func (b *bench) startPods(ctx context.Context, names []string, inFlight int) ([]
 	}
 
 	running := map[string]time.Time{}
-	timeout := time.After(5 * time.Minute)
+	// Hundreds of pods take a while on two cores: a second each, at least
+	// five minutes.
+	timeout := time.After(max(5*time.Minute, time.Duration(len(names))*time.Second))
 	for len(running) < len(names) {
 		select {
 		case err := <-errs:

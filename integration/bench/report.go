@@ -19,7 +19,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%7.1f ms", float64(d.Microseconds())/1000) }
 
-func (b *bench) report(floor, serial, burst []time.Duration, floorRate, podRate float64, mems []memory) {
+func (b *bench) reportStartup(floor, serial, burst []time.Duration) {
 	fp50, fp99 := percentile(floor, 50), percentile(floor, 99)
 	sp50, sp99 := percentile(serial, 50), percentile(serial, 99)
 	bp50, bp99 := percentile(burst, 50), percentile(burst, 99)
@@ -35,15 +35,19 @@ func (b *bench) report(floor, serial, burst []time.Duration, floorRate, podRate 
 		verdict = "missed"
 	}
 	fmt.Printf("aim p50 ≤ 1.1 × floor + 20 ms = %s: %s (overhead %s)\n", ms(aim), verdict, ms(sp50-fp50))
+}
+
+func (b *bench) reportChurn(floorRate, podRate float64) {
 	fmt.Printf("\nchurn, %d cycles of create → Running → delete → gone, %d at a time\n", b.n, churnInFlight)
 	fmt.Printf("floor: containerd create+start+stop+remove  %6.1f cycles/s\n", floorRate)
 	fmt.Printf("fedlet: pods                                %6.1f cycles/s (%.2f × the floor; aim 0.8)\n", podRate, podRate/floorRate)
-	for _, m := range mems {
-		perPod := float64(m.agentWith-m.agentBefore) / float64(m.pods) / 1024
-		fmt.Printf("\nagent memory: %.1f MiB idle, %.1f MiB with %d pods: %.1f KiB per pod (aim < 10)\n",
-			mib(m.agentBefore), mib(m.agentWith), m.pods, perPod)
-		fmt.Printf("runtime plugin memory: %.1f MiB idle, %.1f MiB with %d pods\n", mib(m.pluginBefore), mib(m.pluginWith), m.pods)
-	}
+}
+
+func reportMemory(m memory) {
+	perPod := float64(m.agentWith-m.agentBefore) / float64(m.pods) / 1024
+	fmt.Printf("\nagent memory: %.1f MiB idle, %.1f MiB with %d pods: %.1f KiB per pod (aim < 10)\n",
+		mib(m.agentBefore), mib(m.agentWith), m.pods, perPod)
+	fmt.Printf("runtime plugin memory: %.1f MiB idle, %.1f MiB with %d pods\n", mib(m.pluginBefore), mib(m.pluginWith), m.pods)
 }
 
 func mib(bytes int64) float64 {
