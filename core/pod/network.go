@@ -33,13 +33,14 @@ type podNetwork struct {
 	mu       sync.Mutex
 	podCIDRs []string               // the Node's, once known (they never change)
 	ips      map[types.UID][]string // each attached pod's addresses
+	released map[types.UID]bool     // finished pods already detached
 }
 
 func newPodNetwork(client networkv1.NetworkClient, configuredCIDR string) *podNetwork {
 	if client == nil {
 		return nil
 	}
-	return &podNetwork{client: client, configuredCIDR: configuredCIDR, ips: map[types.UID][]string{}}
+	return &podNetwork{client: client, configuredCIDR: configuredCIDR, ips: map[types.UID][]string{}, released: map[types.UID]bool{}}
 }
 
 // attachNetwork gives the pod's sandbox its network if it has none yet
@@ -137,6 +138,28 @@ func (c *Controller) detachNetwork(ctx context.Context, uid types.UID) error {
 	return nil
 }
 
+// releaseNetwork detaches a finished pod once; its status keeps the IP it
+// had, as the kubelet's does.
+func (c *Controller) releaseNetwork(ctx context.Context, pod *corev1.Pod) error {
+	n := c.network
+	if n == nil || pod.Spec.HostNetwork {
+		return nil
+	}
+	n.mu.Lock()
+	done := n.released[pod.UID]
+	n.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := c.detachNetwork(ctx, pod.UID); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.released[pod.UID] = true
+	n.mu.Unlock()
+	return nil
+}
+
 // collectNetworkGarbage has the plugin remove every attachment of the node
 // that belongs to no pod the agent knows: those of pods deleted while the
 // agent was down, or whose Del a crash cut short. Pods being created are in
@@ -185,6 +208,7 @@ func (n *podNetwork) forget(uid types.UID) {
 	}
 	n.mu.Lock()
 	delete(n.ips, uid)
+	delete(n.released, uid)
 	n.mu.Unlock()
 }
 

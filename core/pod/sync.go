@@ -43,6 +43,10 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 			// message): the status takes that in.
 			c.readLogMessages(ctx, pod)
 			c.report(pod)
+			// Nothing runs any more: its address goes back to the node, as
+			// the kubelet stops a finished pod's sandbox (a node runs out of
+			// addresses otherwise with many finished Jobs).
+			return 0, c.releaseNetwork(ctx, pod)
 		}
 		return 0, nil
 	}

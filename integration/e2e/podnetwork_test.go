@@ -82,6 +82,17 @@ func TestPodsTalkOverPodIPs(t *testing.T) {
 	if out := fetchFromPod(t, ns, "client", env.NodeName(), "http://"+ip+":8080/"); out != "from-server\n" {
 		t.Errorf("client pod fetched %q from the server's pod IP", out)
 	}
+	// The finished client gives its address back; its status keeps it.
+	client, err := env.Client().CoreV1().Pods(ns).Get(context.Background(), "client", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the finished pod's address released", func() (bool, string) {
+		return !allocationOwners(t)[string(client.UID)], "still allocated"
+	})
+	if client.Status.PodIP == "" {
+		t.Errorf("the finished pod's status lost its IP")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if body, err := get(ctx, "http://"+ip+":8080/"); err != nil || body != "from-server\n" {
