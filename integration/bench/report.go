@@ -45,7 +45,7 @@ func (b *bench) reportChurn(floorRate, podRate float64) {
 
 func reportMemory(m memory) {
 	perPod := float64(m.agentWith-m.agentBefore) / float64(m.pods) / 1024
-	fmt.Printf("\nagent memory: %.1f MiB idle, %.1f MiB with %d pods: %.1f KiB per pod (aim < 10)\n",
+	fmt.Printf("\nagent memory: %.1f MiB idle, %.1f MiB with %d host-network pods: %.1f KiB per pod (aim < 10)\n",
 		mib(m.agentBefore), mib(m.agentWith), m.pods, perPod)
 	fmt.Printf("runtime plugin memory: %.1f MiB idle, %.1f MiB with %d pods\n", mib(m.pluginBefore), mib(m.pluginWith), m.pods)
 }
