@@ -1,0 +1,180 @@
+// Package kubernetes is fedlet's runtime backend for a whole member
+// cluster behind each virtual node: the pods the hub binds to the node are
+// created in the member through its API server (client-go), and the member
+// schedules, networks and runs them itself (CAPABILITY_WHOLE_PODS,
+// CAPABILITY_OWN_NETWORK).
+//
+// The backend keeps no state that cannot be rebuilt. Every object it
+// creates in a member carries origin labels (see LabelOriginCluster and the
+// others) naming the hub, the hub object and the virtual node, so a
+// restarted plugin lists the member and finds its pods again. What it reads
+// often (the member's nodes, its pods' requests, this node's pods) is kept
+// by informers, one set per member, started by Configure and stopped by
+// Close.
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// Name is what Describe reports.
+const Name = "kubernetes"
+
+// Version is the plugin's version; release builds set it with
+// -ldflags "-X github.com/fedlet/fedlet/plugins/runtime/kubernetes.Version=...".
+var Version = "dev"
+
+// Options tune a Backend. The zero value is what the plugin's main uses.
+type Options struct {
+	// Logger receives the backend's log records; nil means slog.Default()
+	// at the time of each record (the plugin SDK installs its handler after
+	// New).
+	Logger *slog.Logger
+}
+
+// Backend implements the runtime protocol against member clusters. Create
+// it with New, and Close it when done.
+type Backend struct {
+	runtimev1.UnimplementedRuntimeServer
+
+	opts Options
+
+	mu      sync.RWMutex
+	members map[string]*member // by node; nil until Configure
+}
+
+// New returns an unconfigured backend: every call but Describe and
+// Configure fails with FailedPrecondition until Configure succeeds.
+func New(opts Options) *Backend {
+	return &Backend{opts: opts}
+}
+
+func (b *Backend) logger() *slog.Logger {
+	if b.opts.Logger != nil {
+		return b.opts.Logger
+	}
+	return slog.Default().With("plugin", Name)
+}
+
+// Describe reports the backend's name and version, and that a member runs
+// whole pods and networks them itself.
+func (b *Backend) Describe(context.Context, *runtimev1.DescribeRequest) (*runtimev1.DescribeResponse, error) {
+	return &runtimev1.DescribeResponse{
+		Name:    Name,
+		Version: Version,
+		Capabilities: []runtimev1.Capability{
+			runtimev1.Capability_CAPABILITY_OWN_NETWORK,
+			runtimev1.Capability_CAPABILITY_WHOLE_PODS,
+		},
+	}, nil
+}
+
+// Configure parses the JSON Config, builds one client per member served
+// (every node given must have a member; no nodes means every member) and
+// starts its informers. A member need not answer yet: GetNode reports its
+// node not ready until it does. A second Configure replaces the first.
+func (b *Backend) Configure(ctx context.Context, req *runtimev1.ConfigureRequest) (*runtimev1.ConfigureResponse, error) {
+	cfg, err := ParseConfig(req.GetConfig())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	nodes := req.GetNodes()
+	for i, n := range nodes {
+		if n == "" {
+			return nil, invalidArgument("nodes["+strconv.Itoa(i)+"]", "must not be empty")
+		}
+		if _, ok := cfg.member(n); !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "nodes[%d]: node %q has no entry in config field members", i, n)
+		}
+	}
+	if len(nodes) == 0 {
+		for _, m := range cfg.Members {
+			nodes = append(nodes, m.Node)
+		}
+	}
+	logger := b.logger()
+	members := map[string]*member{}
+	for _, n := range nodes {
+		mc, _ := cfg.member(n)
+		m, err := newMember(mc, cfg.Origin, logger)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "config field members[%d].kubeconfig: %v", cfg.index(n), err)
+		}
+		members[n] = m
+	}
+	for _, m := range members {
+		m.start()
+	}
+
+	b.mu.Lock()
+	old := b.members
+	b.members = members
+	b.mu.Unlock()
+	stopAll(old, status.Error(codes.Unavailable, "the runtime plugin was reconfigured; watch again"))
+	logger.Info("configured", "origin", cfg.Origin, "nodes", nodes)
+	return &runtimev1.ConfigureResponse{}, nil
+}
+
+// Close stops every member's informers and loops and ends every watch. The
+// member pods keep running.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	old := b.members
+	b.members = nil
+	b.mu.Unlock()
+	stopAll(old, status.Error(codes.Unavailable, "the runtime plugin is shutting down"))
+	return nil
+}
+
+func stopAll(members map[string]*member, err error) {
+	var wg sync.WaitGroup
+	for _, m := range members {
+		wg.Go(func() { m.stop(err) })
+	}
+	wg.Wait()
+}
+
+// memberFor returns the member behind node.
+func (b *Backend) memberFor(node string) (*member, error) {
+	b.mu.RLock()
+	members := b.members
+	b.mu.RUnlock()
+	if members == nil {
+		return nil, status.Error(codes.FailedPrecondition, "plugin is not configured: call Configure first")
+	}
+	if node == "" {
+		return nil, invalidArgument("node", "must be set")
+	}
+	m, ok := members[node]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "node %q is not served by this plugin", node)
+	}
+	return m, nil
+}
+
+// index is the position of node's member in the config, for messages.
+func (c Config) index(node string) int {
+	for i, m := range c.Members {
+		if m.Node == node {
+			return i
+		}
+	}
+	return -1
+}
+
+// errWholePods answers the container-level calls.
+var errWholePods = errors.New("the kubernetes runtime runs whole pods in a member cluster (CAPABILITY_WHOLE_PODS): use CreatePod, DeletePod, ListPods and WatchPods")
+
+func wholePods(call string) error {
+	return status.Error(codes.Unimplemented, fmt.Sprintf("%s: %v", call, errWholePods))
+}

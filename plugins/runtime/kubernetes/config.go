@@ -1,0 +1,141 @@
+package kubernetes
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Config is the plugin's configuration, given as JSON to Configure:
+//
+//	{"origin": "hub",
+//	 "members": [{"node": "member-1", "kubeconfig": "/etc/fedlet/member-1.kubeconfig", "namespace": ""}]}
+type Config struct {
+	// Origin names the hub cluster. It is the value of the
+	// fedlet.io/origin-cluster label on everything the plugin creates in a
+	// member, so that two hubs sharing a member never touch each other's
+	// pods.
+	Origin string `json:"origin"`
+	// Members are the member clusters, one behind each virtual node.
+	Members []MemberConfig `json:"members"`
+}
+
+// MemberConfig is one member cluster.
+type MemberConfig struct {
+	// Node is the virtual node the agent serves with this member: the name
+	// every call of the runtime protocol carries.
+	Node string `json:"node"`
+	// Kubeconfig is the absolute path of a kubeconfig file for the member's
+	// API server; its current context is used.
+	Kubeconfig string `json:"kubeconfig"`
+	// Namespace is the member namespace every pod of the node goes to; empty
+	// means the pod's own namespace on the hub.
+	Namespace string `json:"namespace"`
+}
+
+// ParseConfig decodes raw strictly (unknown fields are refused) and checks
+// it. Errors name the offending field.
+func ParseConfig(raw []byte) (Config, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return Config{}, errors.New("config: empty; origin and members are required")
+	}
+	// Members are decoded one by one so that an error names which.
+	var top struct {
+		Origin  string            `json:"origin"`
+		Members []json.RawMessage `json:"members"`
+	}
+	if err := decodeStrict(raw, &top, "config"); err != nil {
+		return Config{}, err
+	}
+	c := Config{Origin: top.Origin}
+	for i, m := range top.Members {
+		var mc MemberConfig
+		if err := decodeStrict(m, &mc, fmt.Sprintf("config field members[%d]", i)); err != nil {
+			return Config{}, err
+		}
+		c.Members = append(c.Members, mc)
+	}
+	if c.Origin == "" {
+		return Config{}, errors.New("config field origin: must be set (the hub cluster's name)")
+	}
+	// The origin and the node name are label values on member objects.
+	if errs := validation.IsValidLabelValue(c.Origin); len(errs) > 0 {
+		return Config{}, fmt.Errorf("config field origin: %q is not a valid label value: %s", c.Origin, strings.Join(errs, "; "))
+	}
+	if len(c.Members) == 0 {
+		return Config{}, errors.New("config field members: must list at least one member")
+	}
+	seen := map[string]bool{}
+	for i, m := range c.Members {
+		field := fmt.Sprintf("config field members[%d]", i)
+		switch {
+		case m.Node == "":
+			return Config{}, fmt.Errorf("%s.node: must be set", field)
+		case len(validation.IsValidLabelValue(m.Node)) > 0:
+			return Config{}, fmt.Errorf("%s.node: %q is not a valid label value: %s", field, m.Node, strings.Join(validation.IsValidLabelValue(m.Node), "; "))
+		case seen[m.Node]:
+			return Config{}, fmt.Errorf("%s.node: %q is listed twice", field, m.Node)
+		case m.Kubeconfig == "":
+			return Config{}, fmt.Errorf("%s.kubeconfig: must be set", field)
+		case !filepath.IsAbs(m.Kubeconfig):
+			return Config{}, fmt.Errorf("%s.kubeconfig: %q is not an absolute path", field, m.Kubeconfig)
+		}
+		if m.Namespace != "" {
+			if errs := validation.IsDNS1123Label(m.Namespace); len(errs) > 0 {
+				return Config{}, fmt.Errorf("%s.namespace: %q is not a namespace name: %s", field, m.Namespace, strings.Join(errs, "; "))
+			}
+		}
+		seen[m.Node] = true
+	}
+	return c, nil
+}
+
+// member returns the member of node.
+func (c Config) member(node string) (MemberConfig, bool) {
+	for _, m := range c.Members {
+		if m.Node == node {
+			return m, true
+		}
+	}
+	return MemberConfig{}, false
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data; errors start with where (the field being decoded).
+func decodeStrict(raw []byte, v any, where string) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describeJSONError(err, where)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: unexpected data after the JSON value", where)
+	}
+	return nil
+}
+
+// describeJSONError turns the decoder's errors into ones that name the field.
+func describeJSONError(err error, where string) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		if typeErr.Field == "" {
+			return fmt.Errorf("%s: expected %s, got JSON %s", where, typeErr.Type, typeErr.Value)
+		}
+		field := where + "." + typeErr.Field
+		if where == "config" {
+			field = "config field " + typeErr.Field
+		}
+		return fmt.Errorf("%s: expected %s, got JSON %s", field, typeErr.Type, typeErr.Value)
+	}
+	// The decoder reports an unknown field as `json: unknown field "x"`.
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return fmt.Errorf("%s: unknown field %s", where, strings.TrimPrefix(msg, "json: unknown field "))
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
