@@ -90,11 +90,12 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			continue
 		}
 		r := &runtimeNodes{
-			spec:        pluginhost.RuntimeSpec{Name: rc.Name, Plugin: rc.Plugin, Config: rc.Config, Nodes: nodeNames(nodes)},
-			nodes:       nodes,
-			nodeAPIPort: int32(port),
-			client:      client,
-			statuses:    statuses,
+			spec:         pluginhost.RuntimeSpec{Name: rc.Name, Plugin: rc.Plugin, Config: rc.Config, Nodes: nodeNames(nodes)},
+			nodes:        nodes,
+			nodeAPIPort:  int32(port),
+			agentAddress: advertiseAddress(cfg.NodeAPI),
+			client:       client,
+			statuses:     statuses,
 			recorder: func(node string) record.EventRecorder {
 				return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fedlet", Host: node})
 			},
@@ -152,4 +153,28 @@ func anyNode(nodes []config.Node, match func(config.Node) bool) bool {
 		}
 	}
 	return false
+}
+
+// advertiseAddress is where the API server reaches the node API: the
+// configured one, the listening address if specific, or this machine's
+// first non-loopback IPv4 address.
+func advertiseAddress(api config.NodeAPI) string {
+	if api.AdvertiseAddress != "" {
+		return api.AdvertiseAddress
+	}
+	if host, _, err := net.SplitHostPort(api.Address); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			return host
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return ""
 }

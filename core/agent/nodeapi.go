@@ -10,9 +10,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/fedlet/fedlet/core/nodeapi"
-	"github.com/fedlet/fedlet/core/pod"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -25,11 +25,17 @@ type nodeRegistry struct {
 
 type registeredNode struct {
 	name    string
-	pods    *pod.Controller
+	pods    podFinder
 	runtime runtimev1.RuntimeClient
 }
 
-func (r *nodeRegistry) add(name string, pods *pod.Controller, runtime runtimev1.RuntimeClient) {
+// podFinder finds a pod of one node by name: the pod controllers of both
+// kinds (core/pod and core/podproxy) are.
+type podFinder interface {
+	PodByName(namespace, name string) (*corev1.Pod, bool)
+}
+
+func (r *nodeRegistry) add(name string, pods podFinder, runtime runtimev1.RuntimeClient) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nodes = append(r.nodes, registeredNode{name: name, pods: pods, runtime: runtime})

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/fedlet/fedlet/core/node"
 	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/pod"
+	"github.com/fedlet/fedlet/core/podproxy"
 	"github.com/fedlet/fedlet/core/podstatus"
 	"github.com/fedlet/fedlet/core/version"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
@@ -27,17 +29,21 @@ type runtimeNodes struct {
 	spec        pluginhost.RuntimeSpec
 	nodes       []config.Node
 	nodeAPIPort int32
-	client      kubernetes.Interface
-	statuses    *podstatus.Manager
-	recorder    func(node string) record.EventRecorder
-	registry    *nodeRegistry
-	log         *slog.Logger
-	dns         dnsSettings
-	networks    map[string]*networkProcess // by name, as nodes[].network names them
+	// agentAddress is where the API server reaches the node API.
+	agentAddress string
+	client       kubernetes.Interface
+	statuses     *podstatus.Manager
+	recorder     func(node string) record.EventRecorder
+	registry     *nodeRegistry
+	log          *slog.Logger
+	dns          dnsSettings
+	networks     map[string]*networkProcess // by name, as nodes[].network names them
 
 	mu       sync.Mutex
 	plugin   *pluginhost.Runtime
 	startErr error
+	// wholePods says that the plugin runs whole pods (and networks them).
+	wholePods bool
 }
 
 // dnsSettings are the cluster DNS settings every node's pods get.
@@ -58,6 +64,7 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 			Labels:       n.Labels,
 			Taints:       taints(n.Taints),
 			NodeAPIPort:  r.nodeAPIPort,
+			AgentAddress: r.agentAddress,
 			AgentVersion: version.Kubelet(),
 		}, r.client, r, r.log)
 		nodes = append(nodes, nc)
@@ -68,16 +75,16 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 	if plugin == nil {
 		return // ctx ended
 	}
-	pods := make([]*pod.Controller, 0, len(r.nodes))
+	wholePods := hasCapability(plugin.Describe(), runtimev1.Capability_CAPABILITY_WHOLE_PODS)
+	r.mu.Lock()
+	r.wholePods = wholePods
+	r.mu.Unlock()
+	pods := make([]podController, 0, len(r.nodes))
 	for _, n := range r.nodes {
-		cfg := pod.Config{Node: n.Name, ClusterDNS: r.dns.servers, ClusterDomain: r.dns.domain, PodCIDR: n.PodCIDR}
-		if np := r.networks[n.Network]; np != nil {
-			// Pods wait for the network: none would start without it.
-			if cfg.Network = np.client(ctx); cfg.Network == nil {
-				return // ctx ended
-			}
+		pc := r.podController(ctx, n, plugin, wholePods)
+		if pc == nil {
+			return // ctx ended
 		}
-		pc := pod.New(cfg, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
 		pods = append(pods, pc)
 		r.registry.add(n.Name, pc, plugin.Client())
 		wg.Go(func() { pc.Run(ctx) })
@@ -97,6 +104,39 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 			}
 		}
 	}
+}
+
+// podController runs a node's pods: through the pod-level calls when the
+// backend runs whole pods (a member cluster: it also networks them, so the
+// node's network is not used), else step by step; nil if ctx ended while
+// the node's network was awaited.
+func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin *pluginhost.Runtime, wholePods bool) podController {
+	if wholePods {
+		if n.Network != "" {
+			r.log.Warn("the node names a network, but its runtime runs whole pods and networks them itself: the network is not used", "node", n.Name, "network", n.Network)
+		}
+		return podproxy.New(podproxy.Config{Node: n.Name}, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+	}
+	cfg := pod.Config{Node: n.Name, ClusterDNS: r.dns.servers, ClusterDomain: r.dns.domain, PodCIDR: n.PodCIDR}
+	if np := r.networks[n.Network]; np != nil {
+		// Pods wait for the network: none would start without it.
+		if cfg.Network = np.client(ctx); cfg.Network == nil {
+			return nil
+		}
+	}
+	return pod.New(cfg, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+}
+
+// podController is what runs the pods of one node.
+type podController interface {
+	podFinder
+	Run(ctx context.Context)
+	// Resync lists the runtime again: after a plugin restart.
+	Resync()
+}
+
+func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) bool {
+	return slices.Contains(d.GetCapabilities(), want)
 }
 
 // start launches the plugin, retrying until it starts or ctx ends; each
@@ -130,8 +170,15 @@ func (r *runtimeNodes) Client() runtimev1.RuntimeClient {
 	return r.plugin.Client()
 }
 
-// NetworkState implements node.NetworkReporter.
+// NetworkState implements node.NetworkReporter. The nodes of a runtime
+// that runs whole pods have no network of the agent's.
 func (r *runtimeNodes) NetworkState(ctx context.Context, node string) (bool, bool, string, string) {
+	r.mu.Lock()
+	wholePods := r.wholePods
+	r.mu.Unlock()
+	if wholePods {
+		return false, false, "", ""
+	}
 	for _, n := range r.nodes {
 		if np := r.networks[n.Network]; n.Name == node && np != nil {
 			ready, reason, message := np.state(ctx, node)

@@ -38,10 +38,15 @@ type Agent struct {
 
 // NodeAPI is the kubelet-compatible HTTPS server that serves logs to the API server.
 type NodeAPI struct {
-	Address      string `json:"address"`
-	TLSCertFile  string `json:"tlsCertFile"`
-	TLSKeyFile   string `json:"tlsKeyFile"`
-	ClientCAFile string `json:"clientCAFile"`
+	Address string `json:"address"`
+	// AdvertiseAddress is where the API server reaches this agent's node
+	// API for nodes whose backend reports no address of its own (a member
+	// cluster's virtual node). Default: address's host, or this machine's
+	// first non-loopback IPv4 address when that is unspecified.
+	AdvertiseAddress string `json:"advertiseAddress,omitempty"`
+	TLSCertFile      string `json:"tlsCertFile"`
+	TLSKeyFile       string `json:"tlsKeyFile"`
+	ClientCAFile     string `json:"clientCAFile"`
 }
 
 // Plugins says where plugin binaries are and how they are pinned.

@@ -44,6 +44,9 @@ func (c *Agent) Validate() error {
 	if _, _, err := net.SplitHostPort(c.NodeAPI.Address); err != nil {
 		add("nodeAPI.address", fmt.Sprintf("%q is not host:port", c.NodeAPI.Address), "for example 0.0.0.0:10250")
 	}
+	if a := c.NodeAPI.AdvertiseAddress; a != "" && net.ParseIP(a) == nil {
+		add("nodeAPI.advertiseAddress", fmt.Sprintf("%q is not an IP address", a), "the IP address the API server reaches this agent at")
+	}
 	if c.NodeAPI.TLSCertFile == "" || c.NodeAPI.TLSKeyFile == "" {
 		add("nodeAPI.tlsCertFile/tlsKeyFile", "are not both set", "a serving certificate and its key: the node API is HTTPS only")
 	}

@@ -52,6 +52,9 @@ type Config struct {
 	NodeAPIPort int32
 	// AgentVersion goes into nodeInfo.kubeletVersion.
 	AgentVersion string
+	// AgentAddress is the node's InternalIP when the backend reports no
+	// address (a virtual node): where the API server reaches the node API.
+	AgentAddress string
 }
 
 // Controller owns one Node object.

@@ -45,6 +45,9 @@ func (c *Controller) observe(ctx context.Context) *corev1.NodeStatus {
 	ready := condition(corev1.NodeReady, info != nil && info.Ready, "KubeletReady", "fedlet is posting ready status", reason, message)
 	if info != nil {
 		fillFromRuntime(st, info)
+		if len(st.Addresses) == 0 && c.cfg.AgentAddress != "" {
+			st.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: c.cfg.AgentAddress}}
+		}
 		if !info.Ready {
 			ready = condition(corev1.NodeReady, false, "", "", nonEmpty(info.Reason, "RuntimeNotReady"), info.Message)
 		}

@@ -1,7 +1,9 @@
 // Package sdktest holds in-memory plugins for tests of plugin hosts and of
 // the SDK itself. The runtime runs no containers: it remembers its
-// configuration and the sandboxes it was asked for. The network touches no
-// network: it hands out addresses and remembers its attachments.
+// configuration and the sandboxes it was asked for. WholePods is a runtime
+// that runs whole pods, in memory, as a member cluster behind a virtual node
+// would. The network touches no network: it hands out addresses and
+// remembers its attachments.
 package sdktest
 
 import (
