@@ -20,6 +20,7 @@ import (
 func newUpCommand() *cobra.Command {
 	var (
 		dataDir, binDir, datastore, until string
+		members                           int
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -35,6 +36,18 @@ everything, removes every container it ran and kube-proxy's iptables rules.
 Missing components are built with make when the fedlet source tree is found
 (beside this executable or above the working directory); the first build of
 the control plane takes about ten minutes.
+
+With --members N it first starts N member clusters, member-1 … member-N,
+each a whole cluster of its own up to its agent (datastore, control plane,
+registry, containerd, one containerd node "member-I-node"), on free ports,
+with pods in 10.(244+I).0.0/16 on the bridge fedlet<I>, under
+DIR/members/member-I (admin kubeconfig: DIR/members/member-I/kubeconfig).
+The cluster above, the hub, then serves one virtual node per member, named
+after it, labelled fedlet.io/member=member-I and tainted
+virtual-kubelet.io/provider=fedlet:NoSchedule: a pod that tolerates the taint
+and selects the label runs in that member, through the kubernetes runtime
+plugin. kube-proxy and CoreDNS are the hub's only: they program and answer
+for the whole machine.
 
 Everything is kept in the data directory (default $HOME/.local/share/fedlet):
 pki/ (CA, certificates, kubeconfigs), kubeconfig (admin), kine/ or etcd/,
@@ -54,6 +67,7 @@ containerd, runc and kube-proxy need root.`,
 				BinDir:       binDir,
 				Datastore:    cluster.Datastore(datastore),
 				Until:        part,
+				Members:      members,
 				BuildMissing: true,
 				Progress:     cmd.OutOrStdout(),
 			}
@@ -69,6 +83,8 @@ containerd, runc and kube-proxy need root.`,
 	cmd.Flags().StringVar(&datastore, "datastore", string(cluster.DatastoreSQLite), "datastore behind the API server: sqlite (kine) or etcd")
 	cmd.Flags().StringVar(&until, "until", cluster.PartNetwork.String(),
 		"start the parts up to this one only: "+strings.Join(cluster.PartNames(), ", "))
+	cmd.Flags().IntVar(&members, "members", 0,
+		"start this many member clusters (member-1 … member-N), each behind a virtual node of this cluster's agent")
 	return cmd
 }
 
@@ -145,5 +161,31 @@ func printUsage(out io.Writer, c *cluster.Cluster, until cluster.Part) {
 	} else {
 		fmt.Fprintf(out, "  %s get --raw /readyz\n", c.Kubectl())
 	}
+	printMembers(out, c)
 	fmt.Fprintf(out, "\nPress Ctrl-C to stop it; `fedlet up` again brings it back.\n")
+}
+
+// printMembers says where the member clusters are and how to send a pod to one.
+func printMembers(out io.Writer, c *cluster.Cluster) {
+	members := c.Members()
+	if len(members) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nMember clusters, each behind a virtual node of the same name:\n")
+	for _, m := range members {
+		fmt.Fprintf(out, "  %-10s kubeconfig %s, pods in %s\n", m.Name(), m.Kubeconfig(), m.PodNetwork().CIDR)
+	}
+	first := members[0].Name()
+	fmt.Fprintf(out, "\nRun a pod in %s from the hub:\n", first)
+	fmt.Fprintf(out, "  %s run remote --image=%s --restart=Never --overrides='%s' -- sh -c 'echo hello from %s; sleep 3600'\n",
+		c.Kubectl(), c.Image(), memberOverrides(first), first)
+	fmt.Fprintf(out, "  %s get pod remote -o wide\n", c.Kubectl())
+	fmt.Fprintf(out, "  %s --kubeconfig %s get pods -A -o wide\n", c.Kubectl(), members[0].Kubeconfig())
+}
+
+// memberOverrides is the pod spec patch for kubectl run --overrides that
+// sends a pod to a member's virtual node.
+func memberOverrides(member string) string {
+	return fmt.Sprintf(`{"spec":{"nodeSelector":{%q:%q},"tolerations":[{"key":%q,"operator":"Equal","value":%q,"effect":"NoSchedule"}]}}`,
+		cluster.MemberLabel, member, cluster.VirtualNodeTaintKey, cluster.VirtualNodeTaintValue)
 }

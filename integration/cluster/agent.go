@@ -26,11 +26,6 @@ const (
 	networkPlugin = "fedlet-network-cni"
 )
 
-// podBridge is the Linux bridge of the machine's pod network: every fedlet
-// node of the machine attaches its pods there, each from its own pod CIDR,
-// so pods of different nodes reach each other through it.
-const podBridge = "fedlet0"
-
 // containerdRuntimeConfig is the part of the containerd plugin's config
 // that fedlet up sets; the plugin defaults the rest.
 type containerdRuntimeConfig struct {
@@ -43,8 +38,12 @@ type containerdRuntimeConfig struct {
 // agentConfig is the agent's config for one containerd node on this
 // machine, its runtime plugin pinned to the binary's current SHA-256.
 func (c *Cluster) agentConfig() (*config.Agent, error) {
+	plugins := []string{runtimePlugin, networkPlugin}
+	if len(c.members) > 0 {
+		plugins = append(plugins, kubernetesPlugin)
+	}
 	sums := map[string]string{}
-	for _, p := range []string{runtimePlugin, networkPlugin} {
+	for _, p := range plugins {
 		sum, err := fileSHA256(filepath.Join(c.opts.BinDir, p))
 		if err != nil {
 			return nil, fmt.Errorf("pin %s: %w", p, err)
@@ -64,17 +63,18 @@ func (c *Cluster) agentConfig() (*config.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &config.Agent{
+	cfg := &config.Agent{
 		APIVersion: config.APIVersion,
 		Kind:       config.Kind,
 		Kubeconfig: c.pki.kubeconfig("agent"),
 		NodeAPI: config.NodeAPI{
 			// The API server comes to the node's InternalIP; tests and
 			// tools may come to loopback.
-			Address:      "0.0.0.0:" + strconv.Itoa(c.opts.Ports.NodeAPI),
-			TLSCertFile:  c.pki.cert(certNodeAPI),
-			TLSKeyFile:   c.pki.key(certNodeAPI),
-			ClientCAFile: c.pki.caCert(),
+			Address:          "0.0.0.0:" + strconv.Itoa(c.opts.Ports.NodeAPI),
+			AdvertiseAddress: c.hostIP.String(),
+			TLSCertFile:      c.pki.cert(certNodeAPI),
+			TLSKeyFile:       c.pki.key(certNodeAPI),
+			ClientCAFile:     c.pki.caCert(),
 		},
 		Plugins: config.Plugins{
 			Dirs:      []string{c.opts.BinDir},
@@ -85,17 +85,28 @@ func (c *Cluster) agentConfig() (*config.Agent, error) {
 		Nodes:         []config.Node{{Name: c.opts.NodeName, Runtime: "containerd", Network: "cni"}},
 		ClusterDNS:    []string{ClusterDNS},
 		ClusterDomain: ClusterDomain,
-	}, nil
+	}
+	if len(c.members) > 0 {
+		rt, nodes, err := c.membersRuntime()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Runtimes = append(cfg.Runtimes, rt)
+		cfg.Nodes = append(cfg.Nodes, nodes...)
+	}
+	return cfg, nil
 }
 
 // networkPluginConfig is the CNI network plugin's config: every fedlet
-// node of the machine puts its pods on one bridge, in the cluster CIDR.
+// node of the cluster puts its pods on one bridge, in the cluster CIDR,
+// each from its own pod CIDR, so pods of different nodes reach each other
+// through it.
 func (c *Cluster) networkPluginConfig() cniplugin.Config {
 	return cniplugin.Config{
 		ConflistFile: c.cniConflist(),
 		BinDirs:      []string{filepath.Join(c.opts.BinDir, "cni")},
 		CacheDir:     filepath.Join(c.cniDir(), "cache"),
-		SharedSubnet: ClusterCIDR,
+		SharedSubnet: c.opts.PodNetwork.CIDR,
 	}
 }
 
@@ -106,12 +117,31 @@ func (c *Cluster) cniDir() string { return filepath.Join(c.paths.DataDir, "fedle
 func (c *Cluster) cniConflist() string { return filepath.Join(c.cniDir(), "fedlet.conflist") }
 
 // writeConflist writes the pod network's conflist (bridge, host-local,
-// portmap) for the agent's network plugin.
+// portmap) for the agent's network plugin, under the network's own name.
 func (c *Cluster) writeConflist() error {
 	if err := os.MkdirAll(c.cniDir(), 0o700); err != nil {
 		return fmt.Errorf("create CNI directory: %w", err)
 	}
-	return writeFile(c.cniConflist(), cniplugin.DefaultConflist(podBridge, filepath.Join(c.cniDir(), "ipam")), 0o644)
+	n := c.opts.PodNetwork
+	list, err := renameConflist(cniplugin.DefaultConflist(n.Bridge, filepath.Join(c.cniDir(), "ipam")), n.Name)
+	if err != nil {
+		return err
+	}
+	return writeFile(c.cniConflist(), list, 0o644)
+}
+
+// renameConflist gives a conflist another network name.
+func renameConflist(list []byte, name string) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(list, &doc); err != nil {
+		return nil, fmt.Errorf("read the default conflist: %w", err)
+	}
+	doc["name"] = name
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("write the conflist: %w", err)
+	}
+	return append(out, '\n'), nil
 }
 
 func writeAgentConfig(path string, cfg *config.Agent) error {
@@ -167,27 +197,32 @@ func (c *Cluster) startAgent(ctx context.Context) error {
 	}
 	c.agent = ch
 	took, err := waitReady(ctx, ch, c.opts.NodeReadyTimeout, func(ctx context.Context) error {
-		node, err := c.client.CoreV1().Nodes().Get(ctx, c.opts.NodeName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, cond := range node.Status.Conditions {
-			if cond.Type != corev1.NodeReady {
-				continue
-			}
-			switch {
-			case cond.LastHeartbeatTime.Time.Before(started):
-				return fmt.Errorf("node %s has no heartbeat from this agent yet", c.opts.NodeName)
-			case cond.Status != corev1.ConditionTrue:
-				return fmt.Errorf("node %s is not Ready: %s", c.opts.NodeName, cond.Message)
-			}
-			return nil
-		}
-		return fmt.Errorf("node %s has no Ready condition yet", c.opts.NodeName)
+		return c.nodeReady(ctx, c.opts.NodeName, started)
 	})
 	if err != nil {
 		return fmt.Errorf("wait for node %s to be Ready (see %s): %w", c.opts.NodeName, ch.log, err)
 	}
 	c.progress("node %s Ready in %.1fs", c.opts.NodeName, took.Seconds())
-	return nil
+	return c.waitMemberNodes(ctx, started)
+}
+
+// nodeReady says whether the node is Ready by a heartbeat since started.
+func (c *Cluster) nodeReady(ctx context.Context, name string, started time.Time) error {
+	node, err := c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, cond := range node.Status.Conditions {
+		if cond.Type != corev1.NodeReady {
+			continue
+		}
+		switch {
+		case cond.LastHeartbeatTime.Time.Before(started):
+			return fmt.Errorf("node %s has no heartbeat from this agent yet", name)
+		case cond.Status != corev1.ConditionTrue:
+			return fmt.Errorf("node %s is not Ready: %s", name, cond.Message)
+		}
+		return nil
+	}
+	return fmt.Errorf("node %s has no Ready condition yet", name)
 }

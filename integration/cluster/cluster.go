@@ -5,7 +5,9 @@
 // kube-proxy and CoreDNS for Services and their names. Everything lives
 // under one data directory and listens on loopback only, but for CoreDNS,
 // which pods reach on the host's address, and NodePorts.
-// It is what `fedlet up` runs and what the integration tests start.
+// It is what `fedlet up` runs and what the integration tests start. With
+// Options.Members it also starts member clusters, each behind a virtual
+// node of the agent (members.go).
 package cluster
 
 import (
@@ -15,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +34,10 @@ type Cluster struct {
 	pki   *pki
 	sup   *supervisor
 	lock  *os.File
+	// name is the cluster's name in a federation: HubName, a member's
+	// name, or "" for a cluster alone.
+	name    string
+	members []*Cluster // started before this cluster, stopped after it
 
 	restConfig *rest.Config
 	client     kubernetes.Interface
@@ -57,6 +64,11 @@ type Cluster struct {
 // restart. If Start fails it stops whatever it started; if ctx ends while it
 // waits, it fails.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	return start(ctx, opts, nil)
+}
+
+// start starts a cluster, a member cluster of a hub when hub is set.
+func start(ctx context.Context, opts Options, hub *memberOf) (*Cluster, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -79,12 +91,24 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		lock:  lock,
 		image: fmt.Sprintf("localhost:%d/busybox:latest", opts.Ports.Registry),
 	}
+	var failed chan error
+	whose := ""
+	switch {
+	case hub != nil:
+		c.name, failed, whose = hub.name, hub.failed, " of member cluster "+hub.name
+	case opts.Members > 0:
+		c.name = HubName
+	}
 	if err := c.prepare(ctx); err != nil {
 		c.releaseLock()
 		return nil, err
 	}
-	c.sup = newSupervisor(paths.Log)
-	if err := c.bringUp(ctx); err != nil {
+	c.sup = newSupervisor(paths.Log, failed, whose)
+	err = c.startMembers(ctx)
+	if err == nil {
+		err = c.bringUp(ctx)
+	}
+	if err != nil {
 		if stopErr := c.Stop(context.Background()); stopErr != nil {
 			err = fmt.Errorf("%w (and stopping what had started: %v)", err, stopErr)
 		}
@@ -201,7 +225,8 @@ func (c *Cluster) progress(format string, args ...any) {
 // task and snapshot left in containerd's fedlet namespace and every mount
 // under the containerd and runtime directories, then containerd, the
 // registry, the controllers, the API server and the datastore, each waited
-// for (SIGTERM, then SIGKILL). It is safe to call more than once.
+// for (SIGTERM, then SIGKILL); then its member clusters, the last started
+// first. It is safe to call more than once.
 func (c *Cluster) Stop(ctx context.Context) error {
 	c.stopOnce.Do(func() { c.stopErr = c.stop(ctx) })
 	return c.stopErr
@@ -231,6 +256,7 @@ func (c *Cluster) stop(ctx context.Context) error {
 	if c.proxyLock != nil {
 		c.proxyLock.Close()
 	}
+	errs = append(errs, c.stopMembers(ctx))
 	c.releaseLock()
 	return errors.Join(errs...)
 }
@@ -286,3 +312,13 @@ func (c *Cluster) Paths() Paths { return c.paths }
 
 // NodeName is the name of the fedlet node.
 func (c *Cluster) NodeName() string { return c.opts.NodeName }
+
+// Name is the cluster's name in a federation: HubName for a cluster with
+// members, a member's own name (member-1, ...), or "" for a cluster alone.
+func (c *Cluster) Name() string { return c.name }
+
+// Members are the member clusters, in start order: member-1 first.
+func (c *Cluster) Members() []*Cluster { return slices.Clone(c.members) }
+
+// PodNetwork is the cluster's pod network on this machine.
+func (c *Cluster) PodNetwork() PodNetwork { return c.opts.PodNetwork }

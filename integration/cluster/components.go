@@ -33,6 +33,7 @@ var makeTarget = map[string]string{
 	"fedlet":                    "build",
 	"fedlet-runtime-containerd": "build",
 	"fedlet-log-driver":         "build",
+	kubernetesPlugin:            "build",
 }
 
 // requiredComponents are the binaries the parts up to opts.Until run.
@@ -58,6 +59,9 @@ func requiredComponents(opts Options) []string {
 	}
 	if opts.Until >= PartAgent {
 		names = append(names, "fedlet-runtime-containerd", "fedlet-log-driver")
+		if opts.Members > 0 {
+			names = append(names, kubernetesPlugin)
+		}
 	}
 	if opts.Until >= PartNetwork {
 		names = append(names, "kube-proxy", "coredns")

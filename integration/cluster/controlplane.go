@@ -85,7 +85,7 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 		// Each Node gets spec.podCIDR, a /24 of the cluster CIDR, from
 		// which the network plugin gives its pods their addresses.
 		"--allocate-node-cidrs=true",
-		"--cluster-cidr=" + ClusterCIDR,
+		"--cluster-cidr=" + c.opts.PodNetwork.CIDR,
 		"--node-cidr-mask-size=" + strconv.Itoa(NodeCIDRMaskSize),
 		"--leader-elect=false",
 	}, startOptions{dir: c.paths.DataDir})

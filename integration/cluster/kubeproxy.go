@@ -19,7 +19,7 @@ import (
 // change to the machine's sysctls (conntrack's limits and timeouts, and
 // route_localnet, which NodePorts on 127.0.0.1 would need), so that the
 // machine is left as it was found.
-func kubeProxyConfig(kubeconfig, nodeName string, hostIP net.IP, p Ports) string {
+func kubeProxyConfig(kubeconfig, nodeName, clusterCIDR string, hostIP net.IP, p Ports) string {
 	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -42,7 +42,7 @@ conntrack:
   tcpCloseWaitTimeout: 0s
 # Its default, -999, needs a privilege these machines do not grant.
 oomScoreAdj: 0
-`, kubeconfig, nodeName, hostIP.String(), p.KubeProxyHealthz, p.KubeProxyMetrics, ClusterCIDR)
+`, kubeconfig, nodeName, hostIP.String(), p.KubeProxyHealthz, p.KubeProxyMetrics, clusterCIDR)
 }
 
 // kubeProxyLock is held while a cluster's kube-proxy runs: the iptables
@@ -56,7 +56,7 @@ func (c *Cluster) startKubeProxy(ctx context.Context, hostIP net.IP) error {
 	if err := c.lockKubeProxy(); err != nil {
 		return err
 	}
-	if err := writeFile(c.paths.KubeProxyConfig, []byte(kubeProxyConfig(c.pki.kubeconfig("kube-proxy"), c.opts.NodeName, hostIP, c.opts.Ports)), 0o644); err != nil {
+	if err := writeFile(c.paths.KubeProxyConfig, []byte(kubeProxyConfig(c.pki.kubeconfig("kube-proxy"), c.opts.NodeName, c.opts.PodNetwork.CIDR, hostIP, c.opts.Ports)), 0o644); err != nil {
 		return err
 	}
 	c.progress("starting kube-proxy (iptables) for node %s…", c.opts.NodeName)

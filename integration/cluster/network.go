@@ -24,8 +24,9 @@ const (
 	ClusterDNS = "10.0.0.10"
 	// ClusterDomain is the DNS domain of Services and pods.
 	ClusterDomain = "cluster.local"
-	// ClusterCIDR is the range of pod addresses. The controller manager
-	// gives each Node a /NodeCIDRMaskSize of it in spec.podCIDR.
+	// ClusterCIDR is the default range of pod addresses (PodNetwork.CIDR).
+	// The controller manager gives each Node a /NodeCIDRMaskSize of it in
+	// spec.podCIDR.
 	ClusterCIDR      = "10.244.0.0/16"
 	NodeCIDRMaskSize = 24
 )

@@ -110,7 +110,7 @@ func TestNetworkPartNeedsKubeProxyAndCoreDNS(t *testing.T) {
 
 func TestKubeProxyConfigLeavesSysctlsAlone(t *testing.T) {
 	var cfg map[string]any
-	text := kubeProxyConfig("/k", "node-a", net.ParseIP("192.0.2.2"), DefaultPorts())
+	text := kubeProxyConfig("/k", "node-a", ClusterCIDR, net.ParseIP("192.0.2.2"), DefaultPorts())
 	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}

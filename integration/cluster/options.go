@@ -199,6 +199,14 @@ type Options struct {
 	// NodeReadyTimeout bounds the wait for the node to become Ready;
 	// defaults to 2 minutes.
 	NodeReadyTimeout time.Duration
+	// PodNetwork is the cluster's pod address range and bridge on this
+	// machine; zero fields take the values of DefaultPodNetwork.
+	PodNetwork PodNetwork
+	// Members is how many member clusters to start, before this one, each
+	// behind a virtual node of this cluster's agent: member-1 … member-N,
+	// under DataDir/members/NAME (see members.go). It needs Until to
+	// include the agent.
+	Members int
 	// Progress receives one line per step, for people; nil discards them.
 	Progress io.Writer
 	// Logger receives warnings (a failed cleanup step); nil means slog.Default().
@@ -242,6 +250,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.NodeReadyTimeout == 0 {
 		o.NodeReadyTimeout = 2 * time.Minute
 	}
+	if o.PodNetwork, err = o.PodNetwork.withDefaults(); err != nil {
+		return o, err
+	}
+	if o.Members < 0 {
+		return o, fmt.Errorf("members: %d is negative", o.Members)
+	}
+	if o.Members > 0 && o.Until < PartAgent {
+		return o, fmt.Errorf("member clusters need the agent, which serves their virtual nodes: start up to %v or %v", PartAgent, PartNetwork)
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -284,7 +301,9 @@ type Paths struct {
 	KubeProxyConfig string
 	// Corefile is CoreDNS's configuration.
 	Corefile string
-	lock     string
+	// Members holds one data directory per member cluster, by its name.
+	Members string
+	lock    string
 }
 
 // PathsFor lays out a cluster's files under dataDir.
@@ -305,6 +324,7 @@ func PathsFor(dataDir string) Paths {
 		RuntimeState:     j("fedlet", "containerd"),
 		KubeProxyConfig:  j("kube-proxy.yaml"),
 		Corefile:         j("Corefile"),
+		Members:          j("members"),
 		lock:             j("lock"),
 	}
 }

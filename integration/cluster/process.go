@@ -50,12 +50,22 @@ func (c *child) exitError() *ExitError {
 	return &ExitError{Name: c.name, Log: c.log, Err: c.err, Tail: tailFile(c.log, 20)}
 }
 
+// exitError is the child's ExitError, named as the supervisor's.
+func (s *supervisor) exitError(c *child) *ExitError {
+	e := c.exitError()
+	e.Name += s.whose
+	return e
+}
+
 // supervisor starts children and reports the first one that dies unbidden.
 type supervisor struct {
 	logs   func(name string) string
 	spawn  chan spawnRequest
 	quit   chan struct{}
 	failed chan error // buffered: the first unexpected exit
+	// whose says whose children these are in an ExitError's Name, for a
+	// member cluster whose failures its hub reports: " of member-1".
+	whose string
 
 	mu       sync.Mutex
 	children []*child
@@ -67,12 +77,20 @@ type spawnRequest struct {
 	result chan error
 }
 
-func newSupervisor(logs func(name string) string) *supervisor {
+// newSupervisor starts a supervisor whose children's logs are at logs(name).
+// A member cluster's supervisor is given its hub's failed channel, so that
+// the first failure anywhere in the federation is reported; otherwise
+// failed is nil and a channel of its own is made.
+func newSupervisor(logs func(name string) string, failed chan error, whose string) *supervisor {
+	if failed == nil {
+		failed = make(chan error, 1)
+	}
 	s := &supervisor{
 		logs:   logs,
 		spawn:  make(chan spawnRequest),
 		quit:   make(chan struct{}),
-		failed: make(chan error, 1),
+		failed: failed,
+		whose:  whose,
 	}
 	go s.spawnLoop()
 	return s
@@ -165,7 +183,7 @@ func (s *supervisor) start(name, path string, args []string, o startOptions) (*c
 		close(c.done)
 		if !c.stopping.Load() {
 			select {
-			case s.failed <- c.exitError():
+			case s.failed <- s.exitError(c):
 			default:
 			}
 		}
