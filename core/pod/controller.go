@@ -122,7 +122,7 @@ func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClien
 		events:        events,
 		log:           log.With("node", cfg.Node),
 		informer:      factory.Core().V1().Pods().Informer(),
-		queue:         workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](), workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods-" + cfg.Node}),
+		queue:         workqueue.NewTypedRateLimitingQueueWithConfig(podRetries(), workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods-" + cfg.Node}),
 		state:         newRuntimeState(),
 		relist:        make(chan struct{}, 1),
 		crashBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
@@ -353,4 +353,12 @@ func dropManagedFields(obj any) (any, error) {
 		acc.GetObjectMeta().SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// podRetries is how soon a pod whose sync failed is synced again: at once,
+// then twice as late each time up to 10 s, as the kubelet's pod workers. (The
+// controller default grows to 16 minutes: a pod that failed a dozen times
+// while the runtime plugin restarted would then wait for minutes.)
+func podRetries() workqueue.TypedRateLimiter[types.UID] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](5*time.Millisecond, 10*time.Second)
 }

@@ -94,7 +94,9 @@ func New(cfg Config, client kubernetes.Interface, backend runtimev1.RuntimeClien
 		events:   events,
 		log:      log.With("node", cfg.Node),
 		informer: factory.Core().V1().Pods().Informer(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](),
+		// Retries grow to 30 s at most: a member that was down is tried again
+		// soon after it is back (the controller default grows to 16 minutes).
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](5*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "proxied-pods-" + cfg.Node}),
 		state:    newBackendState(),
 		relist:   make(chan struct{}, 1),
