@@ -94,7 +94,7 @@ failed"; exits with status 1 when any check failed.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "the plugin's config, a JSON file, handed to Configure")
-	f.StringVar(&image, "image", "docker.io/library/busybox:latest", "an image the backend can pull and run with a POSIX shell (sh -c, echo, sleep, trap)")
+	f.StringVar(&image, "image", "docker.io/library/busybox:latest", "an image the backend can pull and run: a POSIX shell and the commands docs/plugins.md lists (busybox has them all)")
 	f.StringVar(&node, "node", conformance.DefaultNode, "the node every call names")
 	f.DurationVar(&timeout, "timeout", conformance.DefaultTimeout, "bound on each call, and on each wait for a container to reach a state")
 	f.StringVar(&checksum, "checksum", "", `pin the binary, as the agent's plugins.checksums does: "sha256:<64 hex digits>"`)
