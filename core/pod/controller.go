@@ -113,7 +113,7 @@ func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClien
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.Node).String()
 		}),
-		informers.WithTransform(dropManagedFields))
+		informers.WithTransform(DropManagedFields))
 	c := &Controller{
 		node:          cfg.Node,
 		client:        client,
@@ -345,10 +345,11 @@ func backoffKey(uid types.UID, container string) string {
 	return fmt.Sprintf("%s/%s", uid, container)
 }
 
-// dropManagedFields leaves out of the pod cache what the agent never reads
-// and never writes back (statuses are merge patches): server-side apply's
-// field ownership, a third of a small pod's size.
-func dropManagedFields(obj any) (any, error) {
+// DropManagedFields is an informer transform that leaves out of a pod cache
+// what the agent never reads and never writes back (statuses are merge
+// patches): server-side apply's field ownership, a third of a small pod's
+// size.
+func DropManagedFields(obj any) (any, error) {
 	if acc, ok := obj.(metav1.ObjectMetaAccessor); ok {
 		acc.GetObjectMeta().SetManagedFields(nil)
 	}

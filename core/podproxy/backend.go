@@ -7,14 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/fedlet/fedlet/core/runtimewatch"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 const (
-	// watchHeaderWait bounds the wait for a plugin to confirm its watch.
-	watchHeaderWait = 5 * time.Second
 	// deletingPoll is how often the backend is listed while a deleted pod
 	// is still there: only a listing says that a pod is gone.
 	deletingPoll = 2 * time.Second
@@ -91,66 +89,17 @@ func (s *backendState) listed() bool {
 // opened is missed), then applies statuses until the stream breaks, a
 // relist is asked for, or the resync period passes.
 func (c *Controller) watchBackend(ctx context.Context) {
-	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Cap: 10 * time.Second, Steps: 1 << 30}
-	for ctx.Err() == nil {
-		if err := c.watchOnce(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("watch backend pods", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff.Step()):
-			}
-			continue
-		}
-		backoff.Duration = 200 * time.Millisecond
-	}
+	runtimewatch.Follow(ctx, c.log, runtimewatch.Watch[runtimev1.PodStatus]{
+		What: "pod",
+		Open: func(ctx context.Context) (runtimewatch.Stream[runtimev1.PodStatus], error) {
+			return c.backend.WatchPods(ctx, &runtimev1.WatchPodsRequest{Node: c.node})
+		},
+		List:  c.listBackend,
+		Serve: c.applyPodStatuses,
+	})
 }
 
-func (c *Controller) watchOnce(ctx context.Context) error {
-	streamCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.backend.WatchPods(streamCtx, &runtimev1.WatchPodsRequest{Node: c.node})
-	if err != nil {
-		return err
-	}
-	// The headers say the watch is registered: from now on no change is
-	// missed. A plugin that does not send them is listed after a while anyway.
-	headers := make(chan error, 1)
-	go func() {
-		_, err := stream.Header()
-		headers <- err
-	}()
-	select {
-	case err := <-headers:
-		if err != nil {
-			return err
-		}
-	case <-time.After(watchHeaderWait):
-		c.log.Warn("the runtime plugin did not confirm its pod watch; listing anyway")
-	case <-ctx.Done():
-		return nil
-	}
-	if err := c.listBackend(ctx); err != nil {
-		return err
-	}
-	events := make(chan *runtimev1.PodStatus)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			st, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case events <- st:
-			case <-streamCtx.Done():
-				recvErr <- streamCtx.Err()
-				return
-			}
-		}
-	}()
-	defer func() { cancel(); <-recvErr }()
-
+func (c *Controller) applyPodStatuses(ctx context.Context, events <-chan *runtimev1.PodStatus, failed <-chan error) error {
 	resync := time.NewTimer(resyncPeriod)
 	defer resync.Stop()
 	poll := time.NewTicker(deletingPoll)
@@ -174,8 +123,7 @@ func (c *Controller) watchOnce(ctx context.Context) error {
 		case st := <-events:
 			c.state.set(st)
 			c.queue.Add(types.UID(st.GetPod().GetUid()))
-		case err := <-recvErr:
-			recvErr <- err // for the deferred wait
+		case err := <-failed:
 			return err
 		}
 	}

@@ -85,7 +85,7 @@ func New(cfg Config, client kubernetes.Interface, backend runtimev1.RuntimeClien
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.Node).String()
 		}),
-		informers.WithTransform(dropManagedFields))
+		informers.WithTransform(pod.DropManagedFields))
 	c := &Controller{
 		node:     cfg.Node,
 		client:   client,
@@ -234,12 +234,3 @@ func (c *Controller) nodeAddress(ctx context.Context) string {
 
 // nodeIPRetry is how often an unknown node address is asked for again.
 const nodeIPRetry = 10 * time.Second
-
-// dropManagedFields leaves out of the pod cache what the agent never reads
-// and never hands over: server-side apply's field ownership.
-func dropManagedFields(obj any) (any, error) {
-	if acc, ok := obj.(metav1.ObjectMetaAccessor); ok {
-		acc.GetObjectMeta().SetManagedFields(nil)
-	}
-	return obj, nil
-}
