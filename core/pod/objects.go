@@ -182,7 +182,9 @@ func (o *podObjects) start(key objectKey) *objectWatch {
 		example = &corev1.Secret{}
 	}
 	w := &objectWatch{
-		informer: cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{}),
+		// The wrapper tells the reflector whether the client can stream the
+		// initial list (client-go's fake clientset cannot).
+		informer: cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, o.client), example, 0, cache.Indexers{}),
 		pods:     map[types.UID]bool{},
 	}
 	notify := func(any) {
