@@ -44,6 +44,16 @@ type runtimeNodes struct {
 	startErr error
 	// wholePods says that the plugin runs whole pods (and networks them).
 	wholePods bool
+	// ready is each node's last Ready condition; reachability listens to
+	// it for the node's whole-pod controller.
+	ready        map[string]corev1.NodeCondition
+	reachability map[string]reachabilityListener
+}
+
+// reachabilityListener is a pod controller that marks its pods while the
+// backend cannot be observed (podproxy's).
+type reachabilityListener interface {
+	BackendReachable(reachable bool, reason, message string)
 }
 
 // dnsSettings are the cluster DNS settings every node's pods get.
@@ -66,6 +76,9 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 			NodeAPIPort:  r.nodeAPIPort,
 			AgentAddress: r.agentAddress,
 			AgentVersion: version.Kubelet(),
+			ReadyObserved: func(ready corev1.NodeCondition) {
+				r.readyObserved(n.Name, ready)
+			},
 		}, r.client, r, r.log)
 		nodes = append(nodes, nc)
 		wg.Go(func() { nc.Run(ctx) })
@@ -86,6 +99,9 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 			return // ctx ended
 		}
 		pods = append(pods, pc)
+		if l, ok := pc.(reachabilityListener); ok {
+			r.listenReachability(n.Name, l)
+		}
 		r.registry.add(n.Name, pc, plugin.Client())
 		wg.Go(func() { pc.Run(ctx) })
 	}
@@ -125,6 +141,36 @@ func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin 
 		}
 	}
 	return pod.New(cfg, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+}
+
+// readyObserved passes a node's Ready condition to its listener: the
+// backend is unreachable while Ready is Unknown.
+func (r *runtimeNodes) readyObserved(node string, ready corev1.NodeCondition) {
+	r.mu.Lock()
+	if r.ready == nil {
+		r.ready = map[string]corev1.NodeCondition{}
+	}
+	r.ready[node] = ready
+	l := r.reachability[node]
+	r.mu.Unlock()
+	if l != nil {
+		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
+	}
+}
+
+// listenReachability makes l hear of node's Ready condition, starting
+// with the last one observed.
+func (r *runtimeNodes) listenReachability(node string, l reachabilityListener) {
+	r.mu.Lock()
+	if r.reachability == nil {
+		r.reachability = map[string]reachabilityListener{}
+	}
+	r.reachability[node] = l
+	ready, seen := r.ready[node]
+	r.mu.Unlock()
+	if seen {
+		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
+	}
 }
 
 // podController is what runs the pods of one node.

@@ -55,6 +55,10 @@ type Config struct {
 	// AgentAddress is the node's InternalIP when the backend reports no
 	// address (a virtual node): where the API server reaches the node API.
 	AgentAddress string
+	// ReadyObserved, if set, is given the Ready condition of every
+	// observation: a controller of whole pods marks them while the backend
+	// cannot be observed.
+	ReadyObserved func(ready corev1.NodeCondition)
 }
 
 // Controller owns one Node object.
@@ -102,6 +106,9 @@ func (c *Controller) Run(ctx context.Context) {
 	defer ticker.Stop()
 	for {
 		status := c.observe(ctx)
+		if c.cfg.ReadyObserved != nil {
+			c.cfg.ReadyObserved(status.Conditions[0])
+		}
 		if last == nil || statusChanged(last, status) || time.Since(lastReport) >= statusReportPeriod {
 			if err := c.writeStatus(ctx, status); err != nil {
 				c.log.Error("update node status", "err", err)

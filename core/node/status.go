@@ -51,6 +51,11 @@ func (c *Controller) observe(ctx context.Context) *corev1.NodeStatus {
 		if !info.Ready {
 			ready = condition(corev1.NodeReady, false, "", "", nonEmpty(info.Reason, "RuntimeNotReady"), info.Message)
 		}
+		if info.Unobservable {
+			// As for a kubelet that stopped posting: the node lifecycle
+			// controller taints the node unreachable and marks its pods.
+			ready.Status = corev1.ConditionUnknown
+		}
 	}
 	st.Conditions = []corev1.NodeCondition{
 		ready, plugin,

@@ -74,6 +74,9 @@ type Controller struct {
 	// the base of its final status.
 	reported map[types.UID]*corev1.PodStatus
 
+	// reach is whether the backend can be observed; guarded by mu.
+	reach reachability
+
 	nodeIPMu   sync.Mutex
 	nodeIP     string
 	nodeIPTime time.Time
@@ -104,6 +107,7 @@ func New(cfg Config, client kubernetes.Interface, backend runtimev1.RuntimeClien
 		deleting: map[types.UID]int64{},
 		lost:     map[types.UID]bool{},
 		reported: map[types.UID]*corev1.PodStatus{},
+		reach:    reachability{reachable: true},
 	}
 	c.objects = pod.NewObjects(client, c.queue.Add, c.log)
 	_ = c.informer.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {

@@ -179,15 +179,7 @@ func notReady(st *corev1.PodStatus) {
 	}
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	for _, t := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
-		cond := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, LastTransitionTime: now}
-		if old := findCondition(st.Conditions, t); old != nil {
-			if old.Status == corev1.ConditionFalse {
-				cond.LastTransitionTime = old.LastTransitionTime
-			}
-			*old = cond
-			continue
-		}
-		st.Conditions = append(st.Conditions, cond)
+		setCondition(st, corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, LastTransitionTime: now})
 	}
 }
 

@@ -21,10 +21,11 @@ const notListedRetry = 200 * time.Millisecond
 // server, and what the backend runs of it. It returns how soon to look at
 // the pod again, if it waits for something.
 func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, error) {
+	pod := c.podByUID(uid)
 	if !c.state.listed() {
+		c.keepUnreachable(pod)
 		return notListedRetry, nil
 	}
-	pod := c.podByUID(uid)
 	backend, inBackend := c.state.get(uid)
 	switch {
 	case pod == nil && !inBackend:
@@ -127,7 +128,21 @@ func (c *Controller) report(ctx context.Context, pod *corev1.Pod, backend *runti
 	c.mu.Lock()
 	c.reported[pod.UID] = st
 	c.mu.Unlock()
+	st = st.DeepCopy()
+	c.markUnreachable(st)
 	c.status.Set(pod, st)
+}
+
+// keepUnreachable marks the last status of a pod written before the agent
+// could list an unreachable backend (it started, or its plugin restarted,
+// during the outage).
+func (c *Controller) keepUnreachable(pod *corev1.Pod) {
+	if pod == nil || pod.DeletionTimestamp != nil || isTerminal(pod) {
+		return
+	}
+	if st := pod.Status.DeepCopy(); c.markUnreachable(st) {
+		c.status.Set(pod, st)
+	}
 }
 
 // markLost fails a pod its backend lost, synchronously, so that it is

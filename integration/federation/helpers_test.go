@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"github.com/fedlet/fedlet/integration/cluster"
 )
@@ -136,6 +137,37 @@ func describePod(p *corev1.Pod) string {
 		b.WriteString("]")
 	}
 	return b.String()
+}
+
+// sleeper is a busybox pod that waits to be stopped.
+func sleeper(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: ptr.To[int64](2),
+			Containers: []corev1.Container{{
+				Name:    "main",
+				Image:   hub.Image(),
+				Command: []string{"sh", "-c", "trap 'exit 0' TERM; while sleep 1; do :; done"},
+			}},
+		},
+	}
+}
+
+// waitRunning waits until the hub reports the pod Running on node, and
+// returns it.
+func waitRunning(t *testing.T, ns, name, node string) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	poll(t, 2*time.Minute, fmt.Sprintf("pod %s/%s Running on %s", ns, name, node), func(ctx context.Context) (bool, string) {
+		p, err := hub.Client().CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		pod = p
+		return p.Spec.NodeName == node && p.Status.Phase == corev1.PodRunning, describePod(p)
+	})
+	return pod
 }
 
 // kubectl runs the kubectl built with the control plane against the hub.

@@ -6,11 +6,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 )
 
 // TestHubAgentRestartLeavesTheMemberPodAlone: the hub's agent is killed and
@@ -78,33 +76,6 @@ func restarts(p *corev1.Pod) int32 {
 		n += cs.RestartCount
 	}
 	return n
-}
-
-// sleeper is a busybox pod that waits to be stopped.
-func sleeper(name string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: ptr.To[int64](2),
-			Containers: []corev1.Container{{
-				Name:    "main",
-				Image:   hub.Image(),
-				Command: []string{"sh", "-c", "trap 'exit 0' TERM; while sleep 1; do :; done"},
-			}},
-		},
-	}
-}
-
-// waitRunning waits until the hub reports the pod Running on node.
-func waitRunning(t *testing.T, ns, name, node string) {
-	t.Helper()
-	poll(t, 2*time.Minute, fmt.Sprintf("pod %s/%s Running on %s", ns, name, node), func(ctx context.Context) (bool, string) {
-		p, err := hub.Client().CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		return p.Spec.NodeName == node && p.Status.Phase == corev1.PodRunning, describePod(p)
-	})
 }
 
 // masqueradeRules lists the CNI plugins' masquerade rules of the machine.

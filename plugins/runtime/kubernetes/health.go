@@ -2,6 +2,8 @@ package kubernetes
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,6 +26,9 @@ const (
 	ReasonUnreachable  = "MemberUnreachable"
 	ReasonUnauthorized = "MemberUnauthorized"
 	ReasonForbidden    = "MemberForbidden"
+	// ReasonUntrusted: the member's serving certificate is not signed by
+	// the kubeconfig's CA.
+	ReasonUntrusted = "MemberUntrusted"
 	// ReasonSyncing: the member answers, but its nodes and pods are not
 	// listed yet.
 	ReasonSyncing = "MemberSyncing"
@@ -123,6 +128,8 @@ func (m *member) classify(err error) (reason, message string) {
 		return ReasonUnauthorized, fmt.Sprintf("the member API server at %s refuses the credentials of %s: %v", m.health.host, m.cfg.Kubeconfig, err)
 	case apierrors.IsForbidden(err):
 		return ReasonForbidden, fmt.Sprintf("the credentials of %s may not read the member's nodes and pods: %v", m.cfg.Kubeconfig, err)
+	case errors.As(err, new(*tls.CertificateVerificationError)) || errors.As(err, new(x509.UnknownAuthorityError)):
+		return ReasonUntrusted, fmt.Sprintf("the member API server at %s presents a certificate the CA of %s does not sign: %v", m.health.host, m.cfg.Kubeconfig, err)
 	}
 	return ReasonUnreachable, fmt.Sprintf("cannot reach the member API server at %s (kubeconfig %s): %v", m.health.host, m.cfg.Kubeconfig, err)
 }

@@ -42,9 +42,12 @@ func (m *member) node(ctx context.Context) *runtimev1.Node {
 	switch {
 	case !probed:
 		n.Reason, n.Message = ReasonUnreachable, fmt.Sprintf("the member API server at %s has not answered yet", m.health.host)
+		n.Unobservable = true
 		return n
 	case reason != "":
+		// A member that answers but refuses us is observed: not ready.
 		n.Reason, n.Message = reason, message
+		n.Unobservable = reason == ReasonUnreachable
 		return n
 	}
 	if !m.waitSynced(wctx) {

@@ -118,12 +118,16 @@ func TestMemberCluster(t *testing.T) {
 	t.Run("BadKubeconfigs", func(t *testing.T) {
 		for _, tc := range []struct{ node, reason, says string }{
 			{nodeBadToken, k8splugin.ReasonUnauthorized, "bad-token.kubeconfig"},
-			{nodeBadCA, k8splugin.ReasonUnreachable, "certificate"},
+			{nodeBadCA, k8splugin.ReasonUntrusted, "certificate"},
 			{nodeForbidden, k8splugin.ReasonForbidden, "forbidden"},
 		} {
 			n := waitNode(t, rt, tc.node, func(n *runtimev1.Node) bool { return n.GetReason() == tc.reason })
 			if n.GetReady() || !strings.Contains(n.GetMessage(), tc.says) {
 				t.Errorf("node %s: ready %v, %s: %s; want not ready, with a message naming %q", tc.node, n.GetReady(), n.GetReason(), n.GetMessage(), tc.says)
+			}
+			// The member answers: its refusal is observed, not an outage.
+			if n.GetUnobservable() {
+				t.Errorf("node %s: unobservable, want observed (the member answers)", tc.node)
 			}
 		}
 		// The others keep being served.

@@ -391,9 +391,15 @@ type Node struct {
 	// For example "containerd://2.4.2".
 	ContainerRuntimeVersion string `protobuf:"bytes,8,opt,name=container_runtime_version,json=containerRuntimeVersion,proto3" json:"container_runtime_version,omitempty"`
 	// Whether the backend can run pods now, and why not.
-	Ready         bool   `protobuf:"varint,9,opt,name=ready,proto3" json:"ready,omitempty"`
-	Reason        string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
-	Message       string `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`
+	Ready   bool   `protobuf:"varint,9,opt,name=ready,proto3" json:"ready,omitempty"`
+	Reason  string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message string `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`
+	// The backend cannot observe the node now (a member cluster whose API
+	// server does not answer): the node's Ready becomes Unknown, as for a
+	// kubelet that stopped posting, and whole pods keep their last status
+	// with a condition saying why. ready must be false with it; reason and
+	// message say what fails.
+	Unobservable  bool `protobuf:"varint,12,opt,name=unobservable,proto3" json:"unobservable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -503,6 +509,13 @@ func (x *Node) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Node) GetUnobservable() bool {
+	if x != nil {
+		return x.Unobservable
+	}
+	return false
 }
 
 type NodeAddress struct {
@@ -3452,7 +3465,7 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x05nodes\x18\x02 \x03(\tR\x05nodes\"\x13\n" +
 	"\x11ConfigureResponse\"$\n" +
 	"\x0eGetNodeRequest\x12\x12\n" +
-	"\x04node\x18\x01 \x01(\tR\x04node\"\xe5\x04\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"\x89\x05\n" +
 	"\x04Node\x12A\n" +
 	"\bcapacity\x18\x01 \x03(\v2%.fedlet.runtime.v1.Node.CapacityEntryR\bcapacity\x12J\n" +
 	"\vallocatable\x18\x02 \x03(\v2(.fedlet.runtime.v1.Node.AllocatableEntryR\vallocatable\x12<\n" +
@@ -3465,7 +3478,8 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x05ready\x18\t \x01(\bR\x05ready\x12\x16\n" +
 	"\x06reason\x18\n" +
 	" \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\v \x01(\tR\amessage\x1a;\n" +
+	"\amessage\x18\v \x01(\tR\amessage\x12\"\n" +
+	"\funobservable\x18\f \x01(\bR\funobservable\x1a;\n" +
 	"\rCapacityEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
