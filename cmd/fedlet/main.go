@@ -16,7 +16,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCommand(), newUpCommand(), newPluginCommand(), newVersionCommand())
+	root.AddCommand(newAgentCommand(), newUpCommand(), newMemberCommand(), newPluginCommand(), newVersionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "fedlet:", err)
 		os.Exit(1)

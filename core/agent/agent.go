@@ -85,17 +85,22 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 				nodes = append(nodes, n)
 			}
 		}
-		if len(nodes) == 0 {
+		var memberSecrets *config.Members
+		if cfg.Members != nil && cfg.Members.Runtime == rc.Name {
+			memberSecrets = cfg.Members
+		}
+		if len(nodes) == 0 && memberSecrets == nil {
 			log.Warn("runtime serves no node; not started", "plugin", rc.Name)
 			continue
 		}
 		r := &runtimeNodes{
-			spec:         pluginhost.RuntimeSpec{Name: rc.Name, Plugin: rc.Plugin, Config: rc.Config, Nodes: nodeNames(nodes)},
-			nodes:        nodes,
-			nodeAPIPort:  int32(port),
-			agentAddress: advertiseAddress(cfg.NodeAPI),
-			client:       client,
-			statuses:     statuses,
+			spec:          pluginhost.RuntimeSpec{Name: rc.Name, Plugin: rc.Plugin, Config: rc.Config, Nodes: nodeNames(nodes)},
+			nodes:         nodes,
+			memberSecrets: memberSecrets,
+			nodeAPIPort:   int32(port),
+			agentAddress:  advertiseAddress(cfg.NodeAPI),
+			client:        client,
+			statuses:      statuses,
 			recorder: func(node string) record.EventRecorder {
 				return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fedlet", Host: node})
 			},

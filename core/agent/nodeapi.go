@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +40,12 @@ func (r *nodeRegistry) add(name string, pods podFinder, runtime runtimev1.Runtim
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nodes = append(r.nodes, registeredNode{name: name, pods: pods, runtime: runtime})
+}
+
+func (r *nodeRegistry) remove(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nodes = slices.DeleteFunc(r.nodes, func(n registeredNode) bool { return n.name == name })
 }
 
 func (r *nodeRegistry) find(namespace, name string) (registeredNode, string, bool) {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/fedlet/fedlet/core/config"
+	"github.com/fedlet/fedlet/core/members"
 	"github.com/fedlet/fedlet/core/node"
 	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/pod"
@@ -22,13 +23,15 @@ import (
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
-// runtimeNodes is one runtime plugin process and the nodes it serves. The
-// nodes are registered at once, NotReady with the reason while the plugin
-// cannot be started; their pods are run once it is.
+// runtimeNodes is one runtime plugin process and the nodes it serves: the
+// configured ones, and the members' when it serves the members. Nodes are
+// registered at once, NotReady with the reason while the plugin cannot be
+// started; their pods are run once it is.
 type runtimeNodes struct {
-	spec        pluginhost.RuntimeSpec
-	nodes       []config.Node
-	nodeAPIPort int32
+	spec          pluginhost.RuntimeSpec
+	nodes         []config.Node
+	memberSecrets *config.Members // nil unless this runtime serves the members
+	nodeAPIPort   int32
 	// agentAddress is where the API server reaches the node API.
 	agentAddress string
 	client       kubernetes.Interface
@@ -44,10 +47,21 @@ type runtimeNodes struct {
 	startErr error
 	// wholePods says that the plugin runs whole pods (and networks them).
 	wholePods bool
-	// ready is each node's last Ready condition; reachability listens to
-	// it for the node's whole-pod controller.
-	ready        map[string]corev1.NodeCondition
-	reachability map[string]reachabilityListener
+	served    map[string]*servedNode
+	// ready is each node's last Ready condition, for its pod controller.
+	ready map[string]corev1.NodeCondition
+}
+
+// servedNode is one node being served: its node controller, and its pod
+// controller once the plugin runs. cancel stops both; wg waits for them.
+type servedNode struct {
+	cfg    config.Node
+	member bool // a member's virtual node, from its Secret
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	node   *node.Controller
+	pods   podController // nil until the plugin runs
 }
 
 // reachabilityListener is a pod controller that marks its pods while the
@@ -63,63 +77,120 @@ type dnsSettings struct {
 }
 
 // run registers the nodes, starts the plugin (retrying with back-off until
-// it starts), then runs the nodes' pods until ctx ends.
+// it starts), then runs the nodes' pods, and follows the members when it
+// serves them, until ctx ends.
 func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	nodes := make([]*node.Controller, 0, len(r.nodes))
+	defer r.stopAll()
 	for _, n := range r.nodes {
-		nc := node.New(node.Config{
-			Name:         n.Name,
-			Labels:       n.Labels,
-			Taints:       taints(n.Taints),
-			NodeAPIPort:  r.nodeAPIPort,
-			AgentAddress: r.agentAddress,
-			AgentVersion: version.Kubelet(),
-			ReadyObserved: func(ready corev1.NodeCondition) {
-				r.readyObserved(n.Name, ready)
-			},
-		}, r.client, r, r.log)
-		nodes = append(nodes, nc)
-		wg.Go(func() { nc.Run(ctx) })
+		r.serve(ctx, n, false)
 	}
-
-	plugin := r.start(ctx, host, nodes)
+	plugin := r.start(ctx, host)
 	if plugin == nil {
 		return // ctx ended
 	}
-	wholePods := hasCapability(plugin.Describe(), runtimev1.Capability_CAPABILITY_WHOLE_PODS)
 	r.mu.Lock()
-	r.wholePods = wholePods
+	r.wholePods = hasCapability(plugin.Describe(), runtimev1.Capability_CAPABILITY_WHOLE_PODS)
 	r.mu.Unlock()
-	pods := make([]podController, 0, len(r.nodes))
-	for _, n := range r.nodes {
-		pc := r.podController(ctx, n, plugin, wholePods)
-		if pc == nil {
+	for _, sn := range r.servedNodes() {
+		if !r.runPods(sn, plugin) {
 			return // ctx ended
 		}
-		pods = append(pods, pc)
-		if l, ok := pc.(reachabilityListener); ok {
-			r.listenReachability(n.Name, l)
-		}
-		r.registry.add(n.Name, pc, plugin.Client())
-		wg.Go(func() { pc.Run(ctx) })
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if r.memberSecrets != nil {
+		wg.Go(func() {
+			members.Watch(ctx, r.client, r.memberSecrets.Namespace, func(set map[string]members.Member) {
+				r.setMembers(ctx, plugin, set)
+			}, r.log)
+		})
 	}
 
 	events, cancel := plugin.Subscribe()
 	defer cancel()
 	for ev := range events {
 		r.log.Info("runtime plugin "+ev.Kind.String(), "reason", ev.Reason, "message", ev.Message)
-		for _, nc := range nodes {
-			nc.Poke()
-		}
-		if ev.Kind == pluginhost.Started {
-			// A new process: list what runs and adopt it.
-			for _, pc := range pods {
-				pc.Resync()
+		for _, sn := range r.servedNodes() {
+			sn.node.Poke()
+			if ev.Kind == pluginhost.Started && sn.pods != nil {
+				// A new process: list what runs and adopt it.
+				sn.pods.Resync()
 			}
 		}
 	}
+}
+
+// serve registers node n and keeps its status, until ctx ends or the node
+// is stopped.
+func (r *runtimeNodes) serve(ctx context.Context, n config.Node, member bool) *servedNode {
+	sn := &servedNode{cfg: n, member: member}
+	sn.ctx, sn.cancel = context.WithCancel(ctx)
+	sn.node = node.New(node.Config{
+		Name:          n.Name,
+		Labels:        n.Labels,
+		Taints:        taints(n.Taints),
+		NodeAPIPort:   r.nodeAPIPort,
+		AgentAddress:  r.agentAddress,
+		AgentVersion:  version.Kubelet(),
+		ReadyObserved: func(ready corev1.NodeCondition) { r.readyObserved(n.Name, ready) },
+	}, r.client, r, r.log)
+	r.mu.Lock()
+	if r.served == nil {
+		r.served = map[string]*servedNode{}
+	}
+	r.served[n.Name] = sn
+	r.mu.Unlock()
+	sn.wg.Go(func() { sn.node.Run(sn.ctx) })
+	return sn
+}
+
+// runPods starts the node's pod controller; false if the node's context
+// ended first.
+func (r *runtimeNodes) runPods(sn *servedNode, plugin *pluginhost.Runtime) bool {
+	r.mu.Lock()
+	wholePods := r.wholePods
+	r.mu.Unlock()
+	pc := r.podController(sn.ctx, sn.cfg, plugin, wholePods)
+	if pc == nil {
+		return false
+	}
+	r.mu.Lock()
+	sn.pods = pc
+	ready, seen := r.ready[sn.cfg.Name]
+	r.mu.Unlock()
+	if l, ok := pc.(reachabilityListener); ok && seen {
+		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
+	}
+	r.registry.add(sn.cfg.Name, pc, plugin.Client())
+	sn.wg.Go(func() { pc.Run(sn.ctx) })
+	return true
+}
+
+// stop stops serving a node and waits until its controllers have returned.
+func (r *runtimeNodes) stop(sn *servedNode) {
+	sn.cancel()
+	sn.wg.Wait()
+	r.registry.remove(sn.cfg.Name)
+	r.mu.Lock()
+	delete(r.served, sn.cfg.Name)
+	delete(r.ready, sn.cfg.Name)
+	r.mu.Unlock()
+}
+
+func (r *runtimeNodes) stopAll() {
+	for _, sn := range r.servedNodes() {
+		r.stop(sn)
+	}
+}
+
+func (r *runtimeNodes) servedNodes() []*servedNode {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*servedNode, 0, len(r.served))
+	for _, sn := range r.served {
+		out = append(out, sn)
+	}
+	return out
 }
 
 // podController runs a node's pods: through the pod-level calls when the
@@ -143,32 +214,20 @@ func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin 
 	return pod.New(cfg, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
 }
 
-// readyObserved passes a node's Ready condition to its listener: the
-// backend is unreachable while Ready is Unknown.
+// readyObserved passes a node's Ready condition to its pod controller if
+// that listens: the backend is unreachable while Ready is Unknown.
 func (r *runtimeNodes) readyObserved(node string, ready corev1.NodeCondition) {
 	r.mu.Lock()
 	if r.ready == nil {
 		r.ready = map[string]corev1.NodeCondition{}
 	}
 	r.ready[node] = ready
-	l := r.reachability[node]
-	r.mu.Unlock()
-	if l != nil {
-		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
+	var pods podController
+	if sn := r.served[node]; sn != nil {
+		pods = sn.pods
 	}
-}
-
-// listenReachability makes l hear of node's Ready condition, starting
-// with the last one observed.
-func (r *runtimeNodes) listenReachability(node string, l reachabilityListener) {
-	r.mu.Lock()
-	if r.reachability == nil {
-		r.reachability = map[string]reachabilityListener{}
-	}
-	r.reachability[node] = l
-	ready, seen := r.ready[node]
 	r.mu.Unlock()
-	if seen {
+	if l, ok := pods.(reachabilityListener); ok {
 		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
 	}
 }
@@ -187,15 +246,15 @@ func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) boo
 
 // start launches the plugin, retrying until it starts or ctx ends; each
 // failure is reported on the nodes.
-func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host, nodes []*node.Controller) *pluginhost.Runtime {
+func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host) *pluginhost.Runtime {
 	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Minute, Steps: 1 << 30}
 	for {
 		plugin, err := host.StartRuntime(ctx, r.spec)
 		r.mu.Lock()
 		r.plugin, r.startErr = plugin, err
 		r.mu.Unlock()
-		for _, nc := range nodes {
-			nc.Poke()
+		for _, sn := range r.servedNodes() {
+			sn.node.Poke()
 		}
 		if err == nil {
 			return plugin

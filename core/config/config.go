@@ -29,6 +29,9 @@ type Agent struct {
 	// Networks are the network plugin processes; nodes that name the same network share its process.
 	Networks []Network `json:"networks,omitempty"`
 	Nodes    []Node    `json:"nodes"`
+	// Members, if set, makes every member cluster added with `fedlet member
+	// add` a virtual node of the agent.
+	Members *Members `json:"members,omitempty"`
 	// ClusterDNS are the cluster DNS servers pods are given by their dnsPolicy
 	// (the kubelet's clusterDNS); none means pods use the host's resolver.
 	ClusterDNS []string `json:"clusterDNS,omitempty"`
@@ -84,6 +87,21 @@ type Node struct {
 	Taints  []Taint           `json:"taints,omitempty"`
 }
 
+// Members says how the agent serves the member clusters kept as Secrets in
+// the API server (`fedlet member add`): each is a virtual node named after
+// it, labelled fedlet.io/member=NAME and tainted
+// virtual-kubelet.io/provider=fedlet:NoSchedule.
+type Members struct {
+	// Runtime names the runtime plugin (the kubernetes plugin) that serves
+	// the members' virtual nodes.
+	Runtime string `json:"runtime"`
+	// Namespace holds the members' Secrets; DefaultMembersNamespace if unset.
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// DefaultMembersNamespace is where `fedlet member add` keeps members.
+const DefaultMembersNamespace = "fedlet-system"
+
 // Taint is a Node taint, as in the Node's spec.
 type Taint struct {
 	Key    string `json:"key"`
@@ -126,5 +144,8 @@ func Parse(data []byte) (*Agent, error) {
 func (c *Agent) setDefaults() {
 	if c.NodeAPI.Address == "" {
 		c.NodeAPI.Address = "0.0.0.0:10250"
+	}
+	if c.Members != nil && c.Members.Namespace == "" {
+		c.Members.Namespace = DefaultMembersNamespace
 	}
 }

@@ -41,6 +41,18 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+// Members alone are enough nodes: they come at run time.
+func TestParseMembersOnly(t *testing.T) {
+	doc := valid[:strings.Index(valid, "nodes:")] + "members: {runtime: containerd}\n"
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Members.Namespace != DefaultMembersNamespace {
+		t.Errorf("members.namespace = %q, want the default %q", cfg.Members.Namespace, DefaultMembersNamespace)
+	}
+}
+
 func TestParseErrorsNameTheField(t *testing.T) {
 	cases := []struct {
 		name, old, new, want string
@@ -58,6 +70,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad pod CIDR", "runtime: containerd\n", "runtime: containerd\n    podCIDR: 10.244.1.0\n", `nodes[0].podCIDR: "10.244.1.0" is not a CIDR`},
 		{"bad cluster DNS", "kind: AgentConfig", "kind: AgentConfig\nclusterDNS: [kube-dns]", `clusterDNS[0]: "kube-dns" is not an IP address`},
 		{"network plugin path", "nodes:", "networks: [{name: cni, plugin: /bin/x}]\nnodes:", `networks[0].plugin: "/bin/x" is not a plugin name`},
+		{"members' runtime", "nodes:", "members: {runtime: members}\nnodes:", `members.runtime: "members" names no runtime (expected one of the runtimes[].name: containerd (a kubernetes plugin))`},
+		{"members' namespace", "nodes:", "members: {runtime: containerd, namespace: Fedlet_System}\nnodes:", `members.namespace: "Fedlet_System" is not a namespace name`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ func (e *FieldError) Error() string {
 
 var (
 	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	sha256Pin    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	effects      = map[string]bool{"NoSchedule": true, "PreferNoSchedule": true, "NoExecute": true}
 )
@@ -71,8 +72,16 @@ func (c *Agent) Validate() error {
 	if c.ClusterDomain != "" && !dnsSubdomain.MatchString(c.ClusterDomain) {
 		add("clusterDomain", fmt.Sprintf("%q is not a DNS domain", c.ClusterDomain), "a domain such as cluster.local")
 	}
-	if len(c.Nodes) == 0 {
-		add("nodes", "is empty", "at least one node")
+	if len(c.Nodes) == 0 && c.Members == nil {
+		add("nodes", "is empty", "at least one node, or members")
+	}
+	if c.Members != nil {
+		if !runtimes[c.Members.Runtime] {
+			add("members.runtime", fmt.Sprintf("%q names no runtime", c.Members.Runtime), fmt.Sprintf("one of the runtimes[].name: %s (a kubernetes plugin)", names(c.Runtimes)))
+		}
+		if !dnsLabel.MatchString(c.Members.Namespace) {
+			add("members.namespace", fmt.Sprintf("%q is not a namespace name", c.Members.Namespace), "a lowercase DNS label such as "+DefaultMembersNamespace)
+		}
 	}
 	nodes := map[string]bool{}
 	for i, n := range c.Nodes {

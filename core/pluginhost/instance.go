@@ -32,6 +32,7 @@ type instance[D describer] struct {
 	stderr     *stderrTail
 	startedAt  time.Time
 	killing    atomic.Bool // the host is killing the process on purpose
+	specGen    uint64      // the generation of the spec it was configured with
 }
 
 // go-plugin's messages about a process that ends; quiet when the host
@@ -45,12 +46,13 @@ const (
 // and calls Describe then Configure. It returns an instance that is ready for
 // calls, or an error that says why not, with the plugin's last stderr lines.
 func (p *process[D]) launch(ctx context.Context) (*instance[D], error) {
-	h, spec, log := p.host, p.spec, p.log
+	h, log := p.host, p.log
+	spec, gen := p.currentSpec()
 	path, err := h.find(spec.Plugin)
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance[D]{cmd: exec.Command(path), stderr: newStderrTail()}
+	inst := &instance[D]{cmd: exec.Command(path), stderr: newStderrTail(), specGen: gen}
 	inst.cmd.Env = append(inst.cmd.Env, sdk.LogLevelEnv+"="+sdk.LevelName(lowestLevel(log)))
 
 	cfg := &plugin.ClientConfig{
@@ -145,7 +147,7 @@ func (inst *instance[D]) configure(ctx context.Context, k *kind[D], spec PluginS
 
 	callCtx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := k.configure(callCtx, inst.conn, spec.Config, spec.Nodes); err != nil {
+	if err := k.configure(callCtx, inst.conn, spec); err != nil {
 		return fmt.Errorf("configure: %w", err)
 	}
 	return nil

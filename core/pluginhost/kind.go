@@ -18,6 +18,9 @@ type PluginSpec struct {
 	Config []byte
 	// Nodes are the nodes the process serves, given to Configure.
 	Nodes []string
+	// NodeSettings are settings of single nodes that come from the cluster
+	// (runtime plugins; a member's kubeconfig), by node name.
+	NodeSettings map[string]map[string][]byte
 }
 
 // describer is what every protocol's DescribeResponse has.
@@ -46,5 +49,5 @@ type kind[D describer] struct {
 	bind func(raw any) (conn *grpc.ClientConn, exited <-chan struct{}, ok bool)
 	// describe and configure are the protocol's Describe and Configure.
 	describe  func(ctx context.Context, conn grpc.ClientConnInterface) (D, error)
-	configure func(ctx context.Context, conn grpc.ClientConnInterface, config []byte, nodes []string) error
+	configure func(ctx context.Context, conn grpc.ClientConnInterface, spec PluginSpec) error
 }

@@ -37,8 +37,8 @@ var networkKind = kind[*networkv1.DescribeResponse]{
 	describe: func(ctx context.Context, conn grpc.ClientConnInterface) (*networkv1.DescribeResponse, error) {
 		return networkv1.NewNetworkClient(conn).Describe(ctx, &networkv1.DescribeRequest{})
 	},
-	configure: func(ctx context.Context, conn grpc.ClientConnInterface, config []byte, nodes []string) error {
-		_, err := networkv1.NewNetworkClient(conn).Configure(ctx, &networkv1.ConfigureRequest{Config: config, Nodes: nodes})
+	configure: func(ctx context.Context, conn grpc.ClientConnInterface, spec PluginSpec) error {
+		_, err := networkv1.NewNetworkClient(conn).Configure(ctx, &networkv1.ConfigureRequest{Config: spec.Config, Nodes: spec.Nodes})
 		return err
 	},
 }

@@ -27,6 +27,7 @@ type process[D describer] struct {
 	stopped atomic.Bool
 
 	mu       sync.Mutex
+	specGen  uint64 // counts the spec's changes (reconfigure)
 	describe D
 	state    PluginEvent[D] // the last event: Started while up, Down otherwise
 	subs     map[int]chan PluginEvent[D]
@@ -57,6 +58,48 @@ func startProcess[D describer](ctx context.Context, h *Host, k kind[D], spec Plu
 	p.setUp(inst)
 	go p.supervise(ctx, inst)
 	return p, nil
+}
+
+// currentSpec is the spec the next start configures the process with, and
+// its generation.
+func (p *process[D]) currentSpec() (PluginSpec, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.spec, p.specGen
+}
+
+// reconfigure changes the nodes of the spec and configures the process
+// that is up with them. One that is not up gets them at its start.
+func (p *process[D]) reconfigure(ctx context.Context, nodes []string, settings map[string]map[string][]byte) error {
+	p.mu.Lock()
+	p.spec.Nodes, p.spec.NodeSettings = nodes, settings
+	p.specGen++
+	spec := p.spec
+	p.mu.Unlock()
+	inst := p.cur.Load()
+	if inst == nil {
+		return nil // configured at its start (or caught up, see catchUp)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.callTimeout)
+	defer cancel()
+	if err := p.kind.configure(callCtx, inst.conn, spec); err != nil {
+		return fmt.Errorf("configure plugin %s with nodes %v: %w", spec.Name, nodes, err)
+	}
+	return nil
+}
+
+// catchUp configures a process that was launched with an older spec than
+// the current one: reconfigure ran while it was starting.
+func (p *process[D]) catchUp(ctx context.Context, inst *instance[D]) {
+	spec, gen := p.currentSpec()
+	if gen == inst.specGen {
+		return
+	}
+	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.callTimeout)
+	defer cancel()
+	if err := p.kind.configure(callCtx, inst.conn, spec); err != nil {
+		p.log.Error("configure the restarted plugin with its current nodes", "nodes", spec.Nodes, "err", err)
+	}
 }
 
 // Describe returns what the plugin said of itself at its last start.

@@ -37,8 +37,15 @@ var runtimeKind = kind[*runtimev1.DescribeResponse]{
 	describe: func(ctx context.Context, conn grpc.ClientConnInterface) (*runtimev1.DescribeResponse, error) {
 		return runtimev1.NewRuntimeClient(conn).Describe(ctx, &runtimev1.DescribeRequest{})
 	},
-	configure: func(ctx context.Context, conn grpc.ClientConnInterface, config []byte, nodes []string) error {
-		_, err := runtimev1.NewRuntimeClient(conn).Configure(ctx, &runtimev1.ConfigureRequest{Config: config, Nodes: nodes})
+	configure: func(ctx context.Context, conn grpc.ClientConnInterface, spec PluginSpec) error {
+		req := &runtimev1.ConfigureRequest{Config: spec.Config, Nodes: spec.Nodes}
+		for node, data := range spec.NodeSettings {
+			if req.NodeSettings == nil {
+				req.NodeSettings = map[string]*runtimev1.NodeSettings{}
+			}
+			req.NodeSettings[node] = &runtimev1.NodeSettings{Data: data}
+		}
+		_, err := runtimev1.NewRuntimeClient(conn).Configure(ctx, req)
 		return err
 	},
 }
@@ -57,6 +64,13 @@ func (h *Host) StartRuntime(ctx context.Context, spec RuntimeSpec) (*Runtime, er
 		return nil, err
 	}
 	return &Runtime{proc: p, client: runtimev1.NewRuntimeClient(p.conn())}, nil
+}
+
+// Reconfigure gives the process, and every later one, a new set of nodes
+// and node settings (members came or went): Configure is called on the
+// process that is up now, if any.
+func (r *Runtime) Reconfigure(ctx context.Context, nodes []string, settings map[string]map[string][]byte) error {
+	return r.proc.reconfigure(ctx, nodes, settings)
 }
 
 // Client returns the runtime client of the process. It is one client for

@@ -362,3 +362,36 @@ func TestClientUnavailableWhileNoProcess(t *testing.T) {
 		t.Errorf("stream with no process: %v", err)
 	}
 }
+
+// Reconfigure configures the running process with the new nodes, and
+// every process started after it.
+func TestReconfigureReachesTheRunningAndTheNextProcess(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	r := startTestRuntime(t, h, testSpec())
+	events, unsubscribe := r.Subscribe()
+	defer unsubscribe()
+	nextEvent(t, events, time.Second) // Started
+
+	settings := map[string]map[string][]byte{"node-c": {"kubeconfig": []byte("x")}}
+	if err := r.Reconfigure(context.Background(), []string{"node-a", "node-c"}, settings); err != nil {
+		t.Fatal(err)
+	}
+	info := nodeInfo(t, r, "node-c")
+	if info["test/configure-calls"] != "2" {
+		t.Errorf("the running process was configured %s times, want twice", info["test/configure-calls"])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.Client().GetNode(ctx, &runtimev1.GetNodeRequest{Node: "node-b"}); status.Code(err) != codes.NotFound {
+		t.Errorf("GetNode(node-b) after it was dropped = %v, want NotFound", err)
+	}
+
+	if err := syscall.Kill(pidOf(t, info), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for ev := nextEvent(t, events, 30*time.Second); ev.Kind != Started; ev = nextEvent(t, events, time.Minute) {
+	}
+	if info := nodeInfo(t, r, "node-c"); info["test/configure-calls"] != "1" {
+		t.Errorf("the restarted process was configured %s times, want once, with the new nodes", info["test/configure-calls"])
+	}
+}

@@ -44,6 +44,7 @@ func (p *process[D]) supervise(ctx context.Context, inst *instance[D]) {
 			p.setDown(ReasonStartFailed, err)
 		}
 		p.setUp(inst)
+		p.catchUp(ctx, inst)
 	}
 }
 

@@ -38,10 +38,7 @@ type containerdRuntimeConfig struct {
 // agentConfig is the agent's config for one containerd node on this
 // machine, its runtime plugin pinned to the binary's current SHA-256.
 func (c *Cluster) agentConfig() (*config.Agent, error) {
-	plugins := []string{runtimePlugin, networkPlugin}
-	if len(c.members) > 0 {
-		plugins = append(plugins, kubernetesPlugin)
-	}
+	plugins := []string{runtimePlugin, networkPlugin, kubernetesPlugin}
 	sums := map[string]string{}
 	for _, p := range plugins {
 		sum, err := fileSHA256(filepath.Join(c.opts.BinDir, p))
@@ -86,14 +83,15 @@ func (c *Cluster) agentConfig() (*config.Agent, error) {
 		ClusterDNS:    []string{ClusterDNS},
 		ClusterDomain: ClusterDomain,
 	}
-	if len(c.members) > 0 {
-		rt, nodes, err := c.membersRuntime()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Runtimes = append(cfg.Runtimes, rt)
-		cfg.Nodes = append(cfg.Nodes, nodes...)
+	// The members runtime serves the members started here and those added
+	// with `fedlet member add`.
+	members, nodes, err := c.membersRuntime()
+	if err != nil {
+		return nil, err
 	}
+	cfg.Runtimes = append(cfg.Runtimes, members)
+	cfg.Nodes = append(cfg.Nodes, nodes...)
+	cfg.Members = &config.Members{Runtime: membersRuntime}
 	return cfg, nil
 }
 

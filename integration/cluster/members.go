@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fedlet/fedlet/core/config"
+	"github.com/fedlet/fedlet/core/members"
 )
 
 // Names and marks of a federation on one machine.
@@ -31,12 +32,12 @@ const (
 	HubName = "hub"
 	// MemberLabel is the label of a member's virtual node on the hub; its
 	// value is the member's name. Pods select a member with it.
-	MemberLabel = "fedlet.io/member"
+	MemberLabel = members.Label
 	// VirtualNodeTaintKey and VirtualNodeTaintValue make the taint
 	// (effect NoSchedule) of every virtual node, as virtual-kubelet's:
 	// only pods that tolerate it are federated.
-	VirtualNodeTaintKey   = "virtual-kubelet.io/provider"
-	VirtualNodeTaintValue = "fedlet"
+	VirtualNodeTaintKey   = members.TaintKey
+	VirtualNodeTaintValue = members.TaintValue
 )
 
 // The hub agent's runtime for its virtual nodes, and its plugin.

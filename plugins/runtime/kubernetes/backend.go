@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -79,50 +78,84 @@ func (b *Backend) Describe(context.Context, *runtimev1.DescribeRequest) (*runtim
 	}, nil
 }
 
-// Configure parses the JSON Config, builds one client per member served
-// (every node given must have a member; no nodes means every member) and
-// starts its informers. A member need not answer yet: GetNode reports its
-// node not ready until it does. A second Configure replaces the first.
+// Configure parses the JSON Config and serves each node given: from its
+// node_settings when it has some (a member added at run time), else from
+// config field members (no nodes at all means every member there). It
+// builds one client per member and starts its informers; a member need not
+// answer yet: GetNode reports its node not ready until it does. A later
+// Configure keeps serving, undisturbed, the nodes whose member is the
+// same, and stops those no longer given.
 func (b *Backend) Configure(ctx context.Context, req *runtimev1.ConfigureRequest) (*runtimev1.ConfigureResponse, error) {
 	cfg, err := ParseConfig(req.GetConfig())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	nodes := req.GetNodes()
-	for i, n := range nodes {
-		if n == "" {
-			return nil, invalidArgument("nodes["+strconv.Itoa(i)+"]", "must not be empty")
-		}
-		if _, ok := cfg.member(n); !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "nodes[%d]: node %q has no entry in config field members", i, n)
-		}
-	}
-	if len(nodes) == 0 {
-		for _, m := range cfg.Members {
-			nodes = append(nodes, m.Node)
-		}
+	wanted, err := membersOf(cfg, req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	logger := b.logger()
+	b.mu.RLock()
+	old := b.members
+	b.mu.RUnlock()
 	members := map[string]*member{}
-	for _, n := range nodes {
-		mc, _ := cfg.member(n)
+	var started []*member
+	for _, mc := range wanted {
+		if m, ok := old[mc.Node]; ok && m.origin == cfg.Origin && sameMember(m.cfg, mc) {
+			members[mc.Node] = m
+			continue
+		}
 		m, err := newMember(mc, cfg.Origin, logger)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "config field members[%d].kubeconfig: %v", cfg.index(n), err)
+			return nil, status.Errorf(codes.InvalidArgument, "%s: %v", mc.field, err)
 		}
-		members[n] = m
+		members[mc.Node] = m
+		started = append(started, m)
 	}
-	for _, m := range members {
+	for _, m := range started {
 		m.start()
 	}
 
 	b.mu.Lock()
-	old := b.members
 	b.members = members
 	b.mu.Unlock()
-	stopAll(old, status.Error(codes.Unavailable, "the runtime plugin was reconfigured; watch again"))
-	logger.Info("configured", "origin", cfg.Origin, "nodes", nodes)
+	gone := map[string]*member{}
+	for node, m := range old {
+		if members[node] != m {
+			gone[node] = m
+		}
+	}
+	stopAll(gone, status.Error(codes.Unavailable, "the runtime plugin was reconfigured; watch again"))
+	logger.Info("configured", "origin", cfg.Origin, "nodes", len(members), "started", len(started), "stopped", len(gone))
 	return &runtimev1.ConfigureResponse{}, nil
+}
+
+// membersOf is the member of every node the request gives.
+func membersOf(cfg Config, req *runtimev1.ConfigureRequest) ([]MemberConfig, error) {
+	nodes := req.GetNodes()
+	if len(nodes) == 0 {
+		return cfg.Members, nil
+	}
+	out := make([]MemberConfig, 0, len(nodes))
+	for i, n := range nodes {
+		if n == "" {
+			return nil, fmt.Errorf("nodes[%d]: must not be empty", i)
+		}
+		if s, ok := req.GetNodeSettings()[n]; ok {
+			mc, err := memberFromSettings(n, s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, mc)
+			continue
+		}
+		mc, ok := cfg.member(n)
+		if !ok {
+			return nil, fmt.Errorf("nodes[%d]: node %q has neither node_settings nor an entry in config field members", i, n)
+		}
+		out = append(out, mc)
+	}
+	return out, nil
 }
 
 // Close stops every member's informers and loops and ends every watch. The
@@ -160,16 +193,6 @@ func (b *Backend) memberFor(node string) (*member, error) {
 		return nil, status.Errorf(codes.NotFound, "node %q is not served by this plugin", node)
 	}
 	return m, nil
-}
-
-// index is the position of node's member in the config, for messages.
-func (c Config) index(node string) int {
-	for i, m := range c.Members {
-		if m.Node == node {
-			return i
-		}
-	}
-	return -1
 }
 
 // errWholePods answers the container-level calls.

@@ -22,7 +22,9 @@ type Config struct {
 	// member, so that two hubs sharing a member never touch each other's
 	// pods.
 	Origin string `json:"origin"`
-	// Members are the member clusters, one behind each virtual node.
+	// Members are the member clusters, one behind each virtual node, whose
+	// kubeconfig is a file; members added at run time come with their
+	// kubeconfig in ConfigureRequest.node_settings instead.
 	Members []MemberConfig `json:"members"`
 }
 
@@ -37,6 +39,12 @@ type MemberConfig struct {
 	// Namespace is the member namespace every pod of the node goes to; empty
 	// means the pod's own namespace on the hub.
 	Namespace string `json:"namespace"`
+	// KubeconfigData is the kubeconfig itself, for a member whose settings
+	// came with Configure (node_settings) rather than in the file.
+	KubeconfigData []byte `json:"-"`
+
+	// field is where the kubeconfig was given, for errors.
+	field string
 }
 
 // ParseConfig decodes raw strictly (unknown fields are refused) and checks
@@ -59,6 +67,7 @@ func ParseConfig(raw []byte) (Config, error) {
 		if err := decodeStrict(m, &mc, fmt.Sprintf("config field members[%d]", i)); err != nil {
 			return Config{}, err
 		}
+		mc.field = fmt.Sprintf("config field members[%d].kubeconfig", i)
 		c.Members = append(c.Members, mc)
 	}
 	if c.Origin == "" {
@@ -67,9 +76,6 @@ func ParseConfig(raw []byte) (Config, error) {
 	// The origin and the node name are label values on member objects.
 	if errs := validation.IsValidLabelValue(c.Origin); len(errs) > 0 {
 		return Config{}, fmt.Errorf("config field origin: %q is not a valid label value: %s", c.Origin, strings.Join(errs, "; "))
-	}
-	if len(c.Members) == 0 {
-		return Config{}, errors.New("config field members: must list at least one member")
 	}
 	seen := map[string]bool{}
 	for i, m := range c.Members {

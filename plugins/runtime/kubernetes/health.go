@@ -125,11 +125,11 @@ func (m *member) classify(err error) (reason, message string) {
 	case err == nil:
 		return "", ""
 	case apierrors.IsUnauthorized(err):
-		return ReasonUnauthorized, fmt.Sprintf("the member API server at %s refuses the credentials of %s: %v", m.health.host, m.cfg.Kubeconfig, err)
+		return ReasonUnauthorized, fmt.Sprintf("the member API server at %s refuses the credentials of %s: %v", m.health.host, m.cfg.credentials(), err)
 	case apierrors.IsForbidden(err):
-		return ReasonForbidden, fmt.Sprintf("the credentials of %s may not read the member's nodes and pods: %v", m.cfg.Kubeconfig, err)
+		return ReasonForbidden, fmt.Sprintf("the credentials of %s may not read the member's nodes and pods: %v", m.cfg.credentials(), err)
 	case errors.As(err, new(*tls.CertificateVerificationError)) || errors.As(err, new(x509.UnknownAuthorityError)):
-		return ReasonUntrusted, fmt.Sprintf("the member API server at %s presents a certificate the CA of %s does not sign: %v", m.health.host, m.cfg.Kubeconfig, err)
+		return ReasonUntrusted, fmt.Sprintf("the member API server at %s presents a certificate the CA of %s does not sign: %v", m.health.host, m.cfg.credentials(), err)
 	}
-	return ReasonUnreachable, fmt.Sprintf("cannot reach the member API server at %s (kubeconfig %s): %v", m.health.host, m.cfg.Kubeconfig, err)
+	return ReasonUnreachable, fmt.Sprintf("cannot reach the member API server at %s (kubeconfig %s): %v", m.health.host, m.cfg.credentials(), err)
 }

@@ -61,15 +61,15 @@ type member struct {
 // newMember builds the member's client from its kubeconfig and its
 // informers, without starting anything.
 func newMember(cfg MemberConfig, origin string, logger *slog.Logger) (*member, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	rc, err := restConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig %s: %w", cfg.Kubeconfig, err)
+		return nil, fmt.Errorf("load %s: %w", cfg.credentials(), err)
 	}
 	rc.QPS, rc.Burst = memberQPS, memberBurst
 	rc.UserAgent = "fedlet-runtime-kubernetes/" + Version + " (node " + cfg.Node + ")"
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("client for kubeconfig %s: %w", cfg.Kubeconfig, err)
+		return nil, fmt.Errorf("client for %s: %w", cfg.credentials(), err)
 	}
 	m := &member{
 		cfg:         cfg,
@@ -208,4 +208,12 @@ func stripNode(obj any) (any, error) {
 		node.Status.VolumesInUse = nil
 	}
 	return obj, nil
+}
+
+// restConfig reads the member's kubeconfig, from its file or its data.
+func restConfig(cfg MemberConfig) (*rest.Config, error) {
+	if cfg.Kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	}
+	return clientcmd.RESTConfigFromKubeConfig(cfg.KubeconfigData)
 }

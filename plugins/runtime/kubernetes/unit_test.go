@@ -35,7 +35,6 @@ func TestParseConfig(t *testing.T) {
 		{`{"origin": 3, "members": []}`, "config field origin: expected string"},
 		{`{"members": [{"node": "a", "kubeconfig": "/k"}]}`, "config field origin: must be set"},
 		{`{"origin": "not a label!", "members": [{"node": "a", "kubeconfig": "/k"}]}`, "config field origin"},
-		{`{"origin": "hub"}`, "config field members: must list"},
 		{`{"origin": "hub", "members": [{"kubeconfig": "/k"}]}`, "config field members[0].node: must be set"},
 		{`{"origin": "hub", "members": [{"node": "a", "kubeconfig": "/k"}, {"node": "a", "kubeconfig": "/k"}]}`, "config field members[1].node"},
 		{`{"origin": "hub", "members": [{"node": "a"}]}`, "config field members[0].kubeconfig: must be set"},
@@ -76,7 +75,13 @@ func TestConfigureRefusesBadInput(t *testing.T) {
 		field string
 	}{
 		{"unknown field", &runtimev1.ConfigureRequest{Config: []byte(`{"origin": "hub", "memberz": []}`)}, `unknown field "memberz"`},
-		{"node without member", &runtimev1.ConfigureRequest{Config: cfg, Nodes: []string{"member-2"}}, `nodes[0]: node "member-2" has no entry`},
+		{"node without member", &runtimev1.ConfigureRequest{Config: cfg, Nodes: []string{"member-2"}}, `nodes[0]: node "member-2" has neither node_settings nor an entry`},
+		{"settings without kubeconfig", &runtimev1.ConfigureRequest{Config: cfg, Nodes: []string{"extra"},
+			NodeSettings: map[string]*runtimev1.NodeSettings{"extra": {Data: map[string][]byte{"namespace": []byte("x")}}}}, "node_settings[extra].kubeconfig: must be set"},
+		{"settings with an unknown key", &runtimev1.ConfigureRequest{Config: cfg, Nodes: []string{"extra"},
+			NodeSettings: map[string]*runtimev1.NodeSettings{"extra": {Data: map[string][]byte{"kubeconfig": []byte("x"), "kubecfg": nil}}}}, `node_settings[extra]: unknown key "kubecfg"`},
+		{"settings with a broken kubeconfig", &runtimev1.ConfigureRequest{Config: cfg, Nodes: []string{"extra"},
+			NodeSettings: map[string]*runtimev1.NodeSettings{"extra": {Data: map[string][]byte{"kubeconfig": []byte("{not yaml")}}}}, "node_settings[extra].kubeconfig: load the kubeconfig given for node extra"},
 		{"unreadable kubeconfig", &runtimev1.ConfigureRequest{Config: cfg, Nodes: []string{"member-1"}}, "members[0].kubeconfig"},
 	} {
 		_, err := b.Configure(ctx, tc.req)

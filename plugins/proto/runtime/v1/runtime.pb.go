@@ -248,7 +248,14 @@ type ConfigureRequest struct {
 	// The plugin's own configuration, as JSON, from the agent's config file.
 	Config []byte `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	// The nodes this plugin process serves.
-	Nodes         []string `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Nodes []string `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Settings of single nodes that live in the cluster rather than in the
+	// config file, by node name (each also in nodes): a member cluster added
+	// with `fedlet member add` brings its kubeconfig from a Secret. Configure
+	// is called again, on the running process, whenever nodes come or go or
+	// their settings change: the plugin keeps serving, undisturbed, the
+	// nodes that stay as they were.
+	NodeSettings  map[string]*NodeSettings `protobuf:"bytes,3,rep,name=node_settings,json=nodeSettings,proto3" json:"node_settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -297,6 +304,59 @@ func (x *ConfigureRequest) GetNodes() []string {
 	return nil
 }
 
+func (x *ConfigureRequest) GetNodeSettings() map[string]*NodeSettings {
+	if x != nil {
+		return x.NodeSettings
+	}
+	return nil
+}
+
+// NodeSettings are one node's settings, as the keys and values of the
+// Secret they come from.
+type NodeSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          map[string][]byte      `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeSettings) Reset() {
+	*x = NodeSettings{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeSettings) ProtoMessage() {}
+
+func (x *NodeSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeSettings.ProtoReflect.Descriptor instead.
+func (*NodeSettings) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *NodeSettings) GetData() map[string][]byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type ConfigureResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -305,7 +365,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[3]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +377,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[3]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +390,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{3}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{4}
 }
 
 type GetNodeRequest struct {
@@ -342,7 +402,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[4]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +414,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[4]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +427,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{4}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetNodeRequest) GetNode() string {
@@ -406,7 +466,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[5]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +478,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[5]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +491,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{5}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Node) GetCapacity() map[string]string {
@@ -529,7 +589,7 @@ type NodeAddress struct {
 
 func (x *NodeAddress) Reset() {
 	*x = NodeAddress{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[6]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +601,7 @@ func (x *NodeAddress) String() string {
 func (*NodeAddress) ProtoMessage() {}
 
 func (x *NodeAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[6]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +614,7 @@ func (x *NodeAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeAddress.ProtoReflect.Descriptor instead.
 func (*NodeAddress) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{6}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NodeAddress) GetType() string {
@@ -583,7 +643,7 @@ type PodRef struct {
 
 func (x *PodRef) Reset() {
 	*x = PodRef{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[7]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +655,7 @@ func (x *PodRef) String() string {
 func (*PodRef) ProtoMessage() {}
 
 func (x *PodRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[7]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +668,7 @@ func (x *PodRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodRef.ProtoReflect.Descriptor instead.
 func (*PodRef) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{7}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PodRef) GetUid() string {
@@ -643,7 +703,7 @@ type RegistryAuth struct {
 
 func (x *RegistryAuth) Reset() {
 	*x = RegistryAuth{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[8]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +715,7 @@ func (x *RegistryAuth) String() string {
 func (*RegistryAuth) ProtoMessage() {}
 
 func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[8]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +728,7 @@ func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
 func (*RegistryAuth) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{8}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RegistryAuth) GetUsername() string {
@@ -707,7 +767,7 @@ type PullImageRequest struct {
 
 func (x *PullImageRequest) Reset() {
 	*x = PullImageRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[9]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +779,7 @@ func (x *PullImageRequest) String() string {
 func (*PullImageRequest) ProtoMessage() {}
 
 func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[9]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +792,7 @@ func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
 func (*PullImageRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{9}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PullImageRequest) GetNode() string {
@@ -780,7 +840,7 @@ type PullImageResponse struct {
 
 func (x *PullImageResponse) Reset() {
 	*x = PullImageResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[10]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +852,7 @@ func (x *PullImageResponse) String() string {
 func (*PullImageResponse) ProtoMessage() {}
 
 func (x *PullImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[10]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +865,7 @@ func (x *PullImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageResponse.ProtoReflect.Descriptor instead.
 func (*PullImageResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{10}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PullImageResponse) GetImageRef() string {
@@ -833,7 +893,7 @@ type RunSandboxRequest struct {
 
 func (x *RunSandboxRequest) Reset() {
 	*x = RunSandboxRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[11]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +905,7 @@ func (x *RunSandboxRequest) String() string {
 func (*RunSandboxRequest) ProtoMessage() {}
 
 func (x *RunSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[11]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +918,7 @@ func (x *RunSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSandboxRequest.ProtoReflect.Descriptor instead.
 func (*RunSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{11}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RunSandboxRequest) GetNode() string {
@@ -916,7 +976,7 @@ type DNSConfig struct {
 
 func (x *DNSConfig) Reset() {
 	*x = DNSConfig{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +988,7 @@ func (x *DNSConfig) String() string {
 func (*DNSConfig) ProtoMessage() {}
 
 func (x *DNSConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[12]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1001,7 @@ func (x *DNSConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSConfig.ProtoReflect.Descriptor instead.
 func (*DNSConfig) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{12}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DNSConfig) GetServers() []string {
@@ -979,7 +1039,7 @@ type Sandbox struct {
 
 func (x *Sandbox) Reset() {
 	*x = Sandbox{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1051,7 @@ func (x *Sandbox) String() string {
 func (*Sandbox) ProtoMessage() {}
 
 func (x *Sandbox) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[13]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1064,7 @@ func (x *Sandbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sandbox.ProtoReflect.Descriptor instead.
 func (*Sandbox) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{13}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Sandbox) GetPod() *PodRef {
@@ -1052,7 +1112,7 @@ type RemoveSandboxRequest struct {
 
 func (x *RemoveSandboxRequest) Reset() {
 	*x = RemoveSandboxRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1124,7 @@ func (x *RemoveSandboxRequest) String() string {
 func (*RemoveSandboxRequest) ProtoMessage() {}
 
 func (x *RemoveSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[14]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1137,7 @@ func (x *RemoveSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSandboxRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{14}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RemoveSandboxRequest) GetNode() string {
@@ -1102,7 +1162,7 @@ type RemoveSandboxResponse struct {
 
 func (x *RemoveSandboxResponse) Reset() {
 	*x = RemoveSandboxResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1174,7 @@ func (x *RemoveSandboxResponse) String() string {
 func (*RemoveSandboxResponse) ProtoMessage() {}
 
 func (x *RemoveSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[15]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1187,7 @@ func (x *RemoveSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSandboxResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{15}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{16}
 }
 
 type ListSandboxesRequest struct {
@@ -1139,7 +1199,7 @@ type ListSandboxesRequest struct {
 
 func (x *ListSandboxesRequest) Reset() {
 	*x = ListSandboxesRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1211,7 @@ func (x *ListSandboxesRequest) String() string {
 func (*ListSandboxesRequest) ProtoMessage() {}
 
 func (x *ListSandboxesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[16]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1224,7 @@ func (x *ListSandboxesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSandboxesRequest.ProtoReflect.Descriptor instead.
 func (*ListSandboxesRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{16}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSandboxesRequest) GetNode() string {
@@ -1183,7 +1243,7 @@ type ListSandboxesResponse struct {
 
 func (x *ListSandboxesResponse) Reset() {
 	*x = ListSandboxesResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1255,7 @@ func (x *ListSandboxesResponse) String() string {
 func (*ListSandboxesResponse) ProtoMessage() {}
 
 func (x *ListSandboxesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[17]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1268,7 @@ func (x *ListSandboxesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSandboxesResponse.ProtoReflect.Descriptor instead.
 func (*ListSandboxesResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{17}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListSandboxesResponse) GetSandboxes() []*SandboxStatus {
@@ -1229,7 +1289,7 @@ type SandboxStatus struct {
 
 func (x *SandboxStatus) Reset() {
 	*x = SandboxStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1301,7 @@ func (x *SandboxStatus) String() string {
 func (*SandboxStatus) ProtoMessage() {}
 
 func (x *SandboxStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[18]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1314,7 @@ func (x *SandboxStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxStatus.ProtoReflect.Descriptor instead.
 func (*SandboxStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{18}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SandboxStatus) GetSandbox() *Sandbox {
@@ -1281,7 +1341,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1353,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[19]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1366,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{19}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KeyValue) GetKey() string {
@@ -1352,7 +1412,7 @@ type ContainerSpec struct {
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1424,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[20]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1437,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{20}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContainerSpec) GetName() string {
@@ -1485,7 +1545,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1557,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[21]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1570,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{21}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Resources) GetCpuShares() int64 {
@@ -1575,7 +1635,7 @@ type SecurityContext struct {
 
 func (x *SecurityContext) Reset() {
 	*x = SecurityContext{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1647,7 @@ func (x *SecurityContext) String() string {
 func (*SecurityContext) ProtoMessage() {}
 
 func (x *SecurityContext) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1660,7 @@ func (x *SecurityContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityContext.ProtoReflect.Descriptor instead.
 func (*SecurityContext) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SecurityContext) GetRunAsUser() int64 {
@@ -1679,7 +1739,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1751,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1764,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StartContainerRequest) GetNode() string {
@@ -1759,7 +1819,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1831,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1844,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ContainerStatus) GetPod() *PodRef {
@@ -1890,7 +1950,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +1962,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +1975,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StopContainerRequest) GetNode() string {
@@ -1958,7 +2018,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2030,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2043,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveContainerRequest) GetNode() string {
@@ -2022,7 +2082,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2034,7 +2094,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2107,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
 }
 
 type WatchContainersRequest struct {
@@ -2059,7 +2119,7 @@ type WatchContainersRequest struct {
 
 func (x *WatchContainersRequest) Reset() {
 	*x = WatchContainersRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2131,7 @@ func (x *WatchContainersRequest) String() string {
 func (*WatchContainersRequest) ProtoMessage() {}
 
 func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2144,7 @@ func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchContainersRequest.ProtoReflect.Descriptor instead.
 func (*WatchContainersRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchContainersRequest) GetNode() string {
@@ -2116,7 +2176,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2188,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2201,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ContainerLogsRequest) GetNode() string {
@@ -2216,7 +2276,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2288,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2301,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LogChunk) GetData() []byte {
@@ -2266,7 +2326,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2338,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2351,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExecRequest) GetRequest() isExecRequest_Request {
@@ -2384,7 +2444,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2456,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2469,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{32}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecStart) GetNode() string {
@@ -2471,7 +2531,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2543,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2556,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{33}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -2527,7 +2587,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2599,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2612,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{34}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExecResponse) GetResponse() isExecResponse_Response {
@@ -2627,7 +2687,7 @@ type AttachRequest struct {
 
 func (x *AttachRequest) Reset() {
 	*x = AttachRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2699,7 @@ func (x *AttachRequest) String() string {
 func (*AttachRequest) ProtoMessage() {}
 
 func (x *AttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2712,7 @@ func (x *AttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
 func (*AttachRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{35}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AttachRequest) GetRequest() isAttachRequest_Request {
@@ -2742,7 +2802,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +2814,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +2827,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{36}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AttachStart) GetNode() string {
@@ -2811,7 +2871,7 @@ type AttachResponse struct {
 
 func (x *AttachResponse) Reset() {
 	*x = AttachResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2823,7 +2883,7 @@ func (x *AttachResponse) String() string {
 func (*AttachResponse) ProtoMessage() {}
 
 func (x *AttachResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2836,7 +2896,7 @@ func (x *AttachResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
 func (*AttachResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{37}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AttachResponse) GetResponse() isAttachResponse_Response {
@@ -2894,7 +2954,7 @@ type PortForwardRequest struct {
 
 func (x *PortForwardRequest) Reset() {
 	*x = PortForwardRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +2966,7 @@ func (x *PortForwardRequest) String() string {
 func (*PortForwardRequest) ProtoMessage() {}
 
 func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +2979,7 @@ func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
 func (*PortForwardRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{38}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PortForwardRequest) GetRequest() isPortForwardRequest_Request {
@@ -2991,7 +3051,7 @@ type PortForwardStart struct {
 
 func (x *PortForwardStart) Reset() {
 	*x = PortForwardStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +3063,7 @@ func (x *PortForwardStart) String() string {
 func (*PortForwardStart) ProtoMessage() {}
 
 func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +3076,7 @@ func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardStart.ProtoReflect.Descriptor instead.
 func (*PortForwardStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{39}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PortForwardStart) GetNode() string {
@@ -3049,7 +3109,7 @@ type PortForwardResponse struct {
 
 func (x *PortForwardResponse) Reset() {
 	*x = PortForwardResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3121,7 @@ func (x *PortForwardResponse) String() string {
 func (*PortForwardResponse) ProtoMessage() {}
 
 func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3134,7 @@ func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardResponse.ProtoReflect.Descriptor instead.
 func (*PortForwardResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{40}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PortForwardResponse) GetData() []byte {
@@ -3101,7 +3161,7 @@ type CreatePodRequest struct {
 
 func (x *CreatePodRequest) Reset() {
 	*x = CreatePodRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3173,7 @@ func (x *CreatePodRequest) String() string {
 func (*CreatePodRequest) ProtoMessage() {}
 
 func (x *CreatePodRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3186,7 @@ func (x *CreatePodRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePodRequest.ProtoReflect.Descriptor instead.
 func (*CreatePodRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{41}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreatePodRequest) GetNode() string {
@@ -3168,7 +3228,7 @@ type DeletePodRequest struct {
 
 func (x *DeletePodRequest) Reset() {
 	*x = DeletePodRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3240,7 @@ func (x *DeletePodRequest) String() string {
 func (*DeletePodRequest) ProtoMessage() {}
 
 func (x *DeletePodRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3253,7 @@ func (x *DeletePodRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePodRequest.ProtoReflect.Descriptor instead.
 func (*DeletePodRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{42}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeletePodRequest) GetNode() string {
@@ -3225,7 +3285,7 @@ type DeletePodResponse struct {
 
 func (x *DeletePodResponse) Reset() {
 	*x = DeletePodResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3297,7 @@ func (x *DeletePodResponse) String() string {
 func (*DeletePodResponse) ProtoMessage() {}
 
 func (x *DeletePodResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3310,7 @@ func (x *DeletePodResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePodResponse.ProtoReflect.Descriptor instead.
 func (*DeletePodResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{43}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{44}
 }
 
 type ListPodsRequest struct {
@@ -3262,7 +3322,7 @@ type ListPodsRequest struct {
 
 func (x *ListPodsRequest) Reset() {
 	*x = ListPodsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3334,7 @@ func (x *ListPodsRequest) String() string {
 func (*ListPodsRequest) ProtoMessage() {}
 
 func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3347,7 @@ func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsRequest.ProtoReflect.Descriptor instead.
 func (*ListPodsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{44}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListPodsRequest) GetNode() string {
@@ -3306,7 +3366,7 @@ type ListPodsResponse struct {
 
 func (x *ListPodsResponse) Reset() {
 	*x = ListPodsResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3318,7 +3378,7 @@ func (x *ListPodsResponse) String() string {
 func (*ListPodsResponse) ProtoMessage() {}
 
 func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3331,7 +3391,7 @@ func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsResponse.ProtoReflect.Descriptor instead.
 func (*ListPodsResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{45}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListPodsResponse) GetPods() []*PodStatus {
@@ -3350,7 +3410,7 @@ type WatchPodsRequest struct {
 
 func (x *WatchPodsRequest) Reset() {
 	*x = WatchPodsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3422,7 @@ func (x *WatchPodsRequest) String() string {
 func (*WatchPodsRequest) ProtoMessage() {}
 
 func (x *WatchPodsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3435,7 @@ func (x *WatchPodsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPodsRequest.ProtoReflect.Descriptor instead.
 func (*WatchPodsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{46}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchPodsRequest) GetNode() string {
@@ -3401,7 +3461,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +3473,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +3486,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{47}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PodStatus) GetPod() *PodRef {
@@ -3459,10 +3519,19 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12A\n" +
-	"\fcapabilities\x18\x03 \x03(\x0e2\x1d.fedlet.runtime.v1.CapabilityR\fcapabilities\"@\n" +
+	"\fcapabilities\x18\x03 \x03(\x0e2\x1d.fedlet.runtime.v1.CapabilityR\fcapabilities\"\xfe\x01\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\x12\x14\n" +
-	"\x05nodes\x18\x02 \x03(\tR\x05nodes\"\x13\n" +
+	"\x05nodes\x18\x02 \x03(\tR\x05nodes\x12Z\n" +
+	"\rnode_settings\x18\x03 \x03(\v25.fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntryR\fnodeSettings\x1a`\n" +
+	"\x11NodeSettingsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
+	"\x05value\x18\x02 \x01(\v2\x1f.fedlet.runtime.v1.NodeSettingsR\x05value:\x028\x01\"\x86\x01\n" +
+	"\fNodeSettings\x12=\n" +
+	"\x04data\x18\x01 \x03(\v2).fedlet.runtime.v1.NodeSettings.DataEntryR\x04data\x1a7\n" +
+	"\tDataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x13\n" +
 	"\x11ConfigureResponse\"$\n" +
 	"\x0eGetNodeRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\"\x89\x05\n" +
@@ -3746,132 +3815,138 @@ func file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(Capability)(0),                 // 0: fedlet.runtime.v1.Capability
 	(ContainerState)(0),             // 1: fedlet.runtime.v1.ContainerState
 	(*DescribeRequest)(nil),         // 2: fedlet.runtime.v1.DescribeRequest
 	(*DescribeResponse)(nil),        // 3: fedlet.runtime.v1.DescribeResponse
 	(*ConfigureRequest)(nil),        // 4: fedlet.runtime.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),       // 5: fedlet.runtime.v1.ConfigureResponse
-	(*GetNodeRequest)(nil),          // 6: fedlet.runtime.v1.GetNodeRequest
-	(*Node)(nil),                    // 7: fedlet.runtime.v1.Node
-	(*NodeAddress)(nil),             // 8: fedlet.runtime.v1.NodeAddress
-	(*PodRef)(nil),                  // 9: fedlet.runtime.v1.PodRef
-	(*RegistryAuth)(nil),            // 10: fedlet.runtime.v1.RegistryAuth
-	(*PullImageRequest)(nil),        // 11: fedlet.runtime.v1.PullImageRequest
-	(*PullImageResponse)(nil),       // 12: fedlet.runtime.v1.PullImageResponse
-	(*RunSandboxRequest)(nil),       // 13: fedlet.runtime.v1.RunSandboxRequest
-	(*DNSConfig)(nil),               // 14: fedlet.runtime.v1.DNSConfig
-	(*Sandbox)(nil),                 // 15: fedlet.runtime.v1.Sandbox
-	(*RemoveSandboxRequest)(nil),    // 16: fedlet.runtime.v1.RemoveSandboxRequest
-	(*RemoveSandboxResponse)(nil),   // 17: fedlet.runtime.v1.RemoveSandboxResponse
-	(*ListSandboxesRequest)(nil),    // 18: fedlet.runtime.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),   // 19: fedlet.runtime.v1.ListSandboxesResponse
-	(*SandboxStatus)(nil),           // 20: fedlet.runtime.v1.SandboxStatus
-	(*KeyValue)(nil),                // 21: fedlet.runtime.v1.KeyValue
-	(*ContainerSpec)(nil),           // 22: fedlet.runtime.v1.ContainerSpec
-	(*Resources)(nil),               // 23: fedlet.runtime.v1.Resources
-	(*SecurityContext)(nil),         // 24: fedlet.runtime.v1.SecurityContext
-	(*StartContainerRequest)(nil),   // 25: fedlet.runtime.v1.StartContainerRequest
-	(*ContainerStatus)(nil),         // 26: fedlet.runtime.v1.ContainerStatus
-	(*StopContainerRequest)(nil),    // 27: fedlet.runtime.v1.StopContainerRequest
-	(*RemoveContainerRequest)(nil),  // 28: fedlet.runtime.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 29: fedlet.runtime.v1.RemoveContainerResponse
-	(*WatchContainersRequest)(nil),  // 30: fedlet.runtime.v1.WatchContainersRequest
-	(*ContainerLogsRequest)(nil),    // 31: fedlet.runtime.v1.ContainerLogsRequest
-	(*LogChunk)(nil),                // 32: fedlet.runtime.v1.LogChunk
-	(*ExecRequest)(nil),             // 33: fedlet.runtime.v1.ExecRequest
-	(*ExecStart)(nil),               // 34: fedlet.runtime.v1.ExecStart
-	(*TerminalSize)(nil),            // 35: fedlet.runtime.v1.TerminalSize
-	(*ExecResponse)(nil),            // 36: fedlet.runtime.v1.ExecResponse
-	(*AttachRequest)(nil),           // 37: fedlet.runtime.v1.AttachRequest
-	(*AttachStart)(nil),             // 38: fedlet.runtime.v1.AttachStart
-	(*AttachResponse)(nil),          // 39: fedlet.runtime.v1.AttachResponse
-	(*PortForwardRequest)(nil),      // 40: fedlet.runtime.v1.PortForwardRequest
-	(*PortForwardStart)(nil),        // 41: fedlet.runtime.v1.PortForwardStart
-	(*PortForwardResponse)(nil),     // 42: fedlet.runtime.v1.PortForwardResponse
-	(*CreatePodRequest)(nil),        // 43: fedlet.runtime.v1.CreatePodRequest
-	(*DeletePodRequest)(nil),        // 44: fedlet.runtime.v1.DeletePodRequest
-	(*DeletePodResponse)(nil),       // 45: fedlet.runtime.v1.DeletePodResponse
-	(*ListPodsRequest)(nil),         // 46: fedlet.runtime.v1.ListPodsRequest
-	(*ListPodsResponse)(nil),        // 47: fedlet.runtime.v1.ListPodsResponse
-	(*WatchPodsRequest)(nil),        // 48: fedlet.runtime.v1.WatchPodsRequest
-	(*PodStatus)(nil),               // 49: fedlet.runtime.v1.PodStatus
-	nil,                             // 50: fedlet.runtime.v1.Node.CapacityEntry
-	nil,                             // 51: fedlet.runtime.v1.Node.AllocatableEntry
+	(*NodeSettings)(nil),            // 5: fedlet.runtime.v1.NodeSettings
+	(*ConfigureResponse)(nil),       // 6: fedlet.runtime.v1.ConfigureResponse
+	(*GetNodeRequest)(nil),          // 7: fedlet.runtime.v1.GetNodeRequest
+	(*Node)(nil),                    // 8: fedlet.runtime.v1.Node
+	(*NodeAddress)(nil),             // 9: fedlet.runtime.v1.NodeAddress
+	(*PodRef)(nil),                  // 10: fedlet.runtime.v1.PodRef
+	(*RegistryAuth)(nil),            // 11: fedlet.runtime.v1.RegistryAuth
+	(*PullImageRequest)(nil),        // 12: fedlet.runtime.v1.PullImageRequest
+	(*PullImageResponse)(nil),       // 13: fedlet.runtime.v1.PullImageResponse
+	(*RunSandboxRequest)(nil),       // 14: fedlet.runtime.v1.RunSandboxRequest
+	(*DNSConfig)(nil),               // 15: fedlet.runtime.v1.DNSConfig
+	(*Sandbox)(nil),                 // 16: fedlet.runtime.v1.Sandbox
+	(*RemoveSandboxRequest)(nil),    // 17: fedlet.runtime.v1.RemoveSandboxRequest
+	(*RemoveSandboxResponse)(nil),   // 18: fedlet.runtime.v1.RemoveSandboxResponse
+	(*ListSandboxesRequest)(nil),    // 19: fedlet.runtime.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),   // 20: fedlet.runtime.v1.ListSandboxesResponse
+	(*SandboxStatus)(nil),           // 21: fedlet.runtime.v1.SandboxStatus
+	(*KeyValue)(nil),                // 22: fedlet.runtime.v1.KeyValue
+	(*ContainerSpec)(nil),           // 23: fedlet.runtime.v1.ContainerSpec
+	(*Resources)(nil),               // 24: fedlet.runtime.v1.Resources
+	(*SecurityContext)(nil),         // 25: fedlet.runtime.v1.SecurityContext
+	(*StartContainerRequest)(nil),   // 26: fedlet.runtime.v1.StartContainerRequest
+	(*ContainerStatus)(nil),         // 27: fedlet.runtime.v1.ContainerStatus
+	(*StopContainerRequest)(nil),    // 28: fedlet.runtime.v1.StopContainerRequest
+	(*RemoveContainerRequest)(nil),  // 29: fedlet.runtime.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 30: fedlet.runtime.v1.RemoveContainerResponse
+	(*WatchContainersRequest)(nil),  // 31: fedlet.runtime.v1.WatchContainersRequest
+	(*ContainerLogsRequest)(nil),    // 32: fedlet.runtime.v1.ContainerLogsRequest
+	(*LogChunk)(nil),                // 33: fedlet.runtime.v1.LogChunk
+	(*ExecRequest)(nil),             // 34: fedlet.runtime.v1.ExecRequest
+	(*ExecStart)(nil),               // 35: fedlet.runtime.v1.ExecStart
+	(*TerminalSize)(nil),            // 36: fedlet.runtime.v1.TerminalSize
+	(*ExecResponse)(nil),            // 37: fedlet.runtime.v1.ExecResponse
+	(*AttachRequest)(nil),           // 38: fedlet.runtime.v1.AttachRequest
+	(*AttachStart)(nil),             // 39: fedlet.runtime.v1.AttachStart
+	(*AttachResponse)(nil),          // 40: fedlet.runtime.v1.AttachResponse
+	(*PortForwardRequest)(nil),      // 41: fedlet.runtime.v1.PortForwardRequest
+	(*PortForwardStart)(nil),        // 42: fedlet.runtime.v1.PortForwardStart
+	(*PortForwardResponse)(nil),     // 43: fedlet.runtime.v1.PortForwardResponse
+	(*CreatePodRequest)(nil),        // 44: fedlet.runtime.v1.CreatePodRequest
+	(*DeletePodRequest)(nil),        // 45: fedlet.runtime.v1.DeletePodRequest
+	(*DeletePodResponse)(nil),       // 46: fedlet.runtime.v1.DeletePodResponse
+	(*ListPodsRequest)(nil),         // 47: fedlet.runtime.v1.ListPodsRequest
+	(*ListPodsResponse)(nil),        // 48: fedlet.runtime.v1.ListPodsResponse
+	(*WatchPodsRequest)(nil),        // 49: fedlet.runtime.v1.WatchPodsRequest
+	(*PodStatus)(nil),               // 50: fedlet.runtime.v1.PodStatus
+	nil,                             // 51: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	nil,                             // 52: fedlet.runtime.v1.NodeSettings.DataEntry
+	nil,                             // 53: fedlet.runtime.v1.Node.CapacityEntry
+	nil,                             // 54: fedlet.runtime.v1.Node.AllocatableEntry
 }
 var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	0,  // 0: fedlet.runtime.v1.DescribeResponse.capabilities:type_name -> fedlet.runtime.v1.Capability
-	50, // 1: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
-	51, // 2: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
-	8,  // 3: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
-	10, // 4: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
-	9,  // 5: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	14, // 6: fedlet.runtime.v1.RunSandboxRequest.dns:type_name -> fedlet.runtime.v1.DNSConfig
-	9,  // 7: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
-	20, // 8: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
-	15, // 9: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
-	26, // 10: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
-	21, // 11: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
-	23, // 12: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
-	24, // 13: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
-	9,  // 14: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	22, // 15: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
-	9,  // 16: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	1,  // 17: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
-	34, // 18: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
-	35, // 19: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	35, // 20: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
-	38, // 21: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
-	35, // 22: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	41, // 23: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
-	9,  // 24: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	49, // 25: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
-	9,  // 26: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	2,  // 27: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
-	4,  // 28: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
-	6,  // 29: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
-	11, // 30: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
-	13, // 31: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
-	16, // 32: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
-	18, // 33: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
-	25, // 34: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
-	27, // 35: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
-	28, // 36: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
-	30, // 37: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
-	31, // 38: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
-	33, // 39: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
-	37, // 40: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
-	40, // 41: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
-	43, // 42: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
-	44, // 43: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
-	46, // 44: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
-	48, // 45: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
-	3,  // 46: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
-	5,  // 47: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
-	7,  // 48: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
-	12, // 49: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
-	15, // 50: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
-	17, // 51: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
-	19, // 52: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
-	26, // 53: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	26, // 54: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	29, // 55: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
-	26, // 56: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
-	32, // 57: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
-	36, // 58: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
-	39, // 59: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
-	42, // 60: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
-	49, // 61: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
-	45, // 62: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
-	47, // 63: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
-	49, // 64: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
-	46, // [46:65] is the sub-list for method output_type
-	27, // [27:46] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	51, // 1: fedlet.runtime.v1.ConfigureRequest.node_settings:type_name -> fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	52, // 2: fedlet.runtime.v1.NodeSettings.data:type_name -> fedlet.runtime.v1.NodeSettings.DataEntry
+	53, // 3: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
+	54, // 4: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
+	9,  // 5: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
+	11, // 6: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
+	10, // 7: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	15, // 8: fedlet.runtime.v1.RunSandboxRequest.dns:type_name -> fedlet.runtime.v1.DNSConfig
+	10, // 9: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
+	21, // 10: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
+	16, // 11: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
+	27, // 12: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
+	22, // 13: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
+	24, // 14: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
+	25, // 15: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
+	10, // 16: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	23, // 17: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
+	10, // 18: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	1,  // 19: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
+	35, // 20: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
+	36, // 21: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	36, // 22: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
+	39, // 23: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
+	36, // 24: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	42, // 25: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
+	10, // 26: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	50, // 27: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
+	10, // 28: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	5,  // 29: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry.value:type_name -> fedlet.runtime.v1.NodeSettings
+	2,  // 30: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
+	4,  // 31: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
+	7,  // 32: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
+	12, // 33: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
+	14, // 34: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
+	17, // 35: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
+	19, // 36: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
+	26, // 37: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
+	28, // 38: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
+	29, // 39: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
+	31, // 40: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
+	32, // 41: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
+	34, // 42: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
+	38, // 43: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
+	41, // 44: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
+	44, // 45: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
+	45, // 46: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
+	47, // 47: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
+	49, // 48: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
+	3,  // 49: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
+	6,  // 50: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
+	8,  // 51: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
+	13, // 52: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
+	16, // 53: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
+	18, // 54: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
+	20, // 55: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
+	27, // 56: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	27, // 57: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	30, // 58: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
+	27, // 59: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
+	33, // 60: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
+	37, // 61: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
+	40, // 62: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
+	43, // 63: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
+	50, // 64: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
+	46, // 65: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
+	48, // 66: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
+	50, // 67: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
+	49, // [49:68] is the sub-list for method output_type
+	30, // [30:49] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_runtime_v1_runtime_proto_init() }
@@ -3879,29 +3954,29 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 	if File_plugins_proto_runtime_v1_runtime_proto != nil {
 		return
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22].OneofWrappers = []any{}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23].OneofWrappers = []any{}
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinDone)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36].OneofWrappers = []any{
 		(*AttachRequest_Start)(nil),
 		(*AttachRequest_Stdin)(nil),
 		(*AttachRequest_StdinDone)(nil),
 		(*AttachRequest_Resize)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38].OneofWrappers = []any{
 		(*AttachResponse_Stdout)(nil),
 		(*AttachResponse_Stderr)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39].OneofWrappers = []any{
 		(*PortForwardRequest_Start)(nil),
 		(*PortForwardRequest_Data)(nil),
 		(*PortForwardRequest_DataDone)(nil),
@@ -3912,7 +3987,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_runtime_v1_runtime_proto_rawDesc), len(file_plugins_proto_runtime_v1_runtime_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
