@@ -59,19 +59,30 @@ func (r *nodeRegistry) AttachContainer(ctx context.Context, namespace, name, con
 		if err != nil {
 			return errors.New(status.Convert(err).Message())
 		}
+		var werr error
 		switch r := resp.Response.(type) {
 		case *runtimev1.AttachResponse_Stdout:
-			if out != nil {
-				_, _ = out.Write(r.Stdout)
-			}
+			werr = write(out, r.Stdout)
 		case *runtimev1.AttachResponse_Stderr:
 			w := errOut
 			if w == nil {
 				w = out // a terminal merges the streams
 			}
-			if w != nil {
-				_, _ = w.Write(r.Stderr)
-			}
+			werr = write(w, r.Stderr)
+		}
+		if werr != nil {
+			// The client went away (its connection is closed): end the
+			// runtime's session rather than keep it until the container exits.
+			return nil
 		}
 	}
+}
+
+// write writes data to w, if there is a w.
+func write(w io.Writer, data []byte) error {
+	if w == nil {
+		return nil
+	}
+	_, err := w.Write(data)
+	return err
 }

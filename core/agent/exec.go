@@ -109,20 +109,20 @@ func receiveExec(stream runtimev1.Runtime_ExecClient, out, errOut io.Writer) err
 		if err != nil {
 			return errors.New(status.Convert(err).Message())
 		}
+		var werr error
 		switch r := resp.Response.(type) {
 		case *runtimev1.ExecResponse_Stdout:
-			if out != nil {
-				_, _ = out.Write(r.Stdout)
-			}
+			werr = write(out, r.Stdout)
 		case *runtimev1.ExecResponse_Stderr:
-			if errOut != nil {
-				_, _ = errOut.Write(r.Stderr)
-			}
+			werr = write(errOut, r.Stderr)
 		case *runtimev1.ExecResponse_ExitCode:
 			if r.ExitCode != 0 {
 				return utilexec.CodeExitError{Err: fmt.Errorf("command exited with %d", r.ExitCode), Code: int(r.ExitCode)}
 			}
 			return nil
+		}
+		if werr != nil {
+			return fmt.Errorf("the client went away: %w", werr)
 		}
 	}
 }
