@@ -153,6 +153,7 @@ func (s *Server) routes() http.Handler {
 	authenticated.HandleFunc("POST /attach/{namespace}/{pod}/{container}", s.attach)
 	authenticated.HandleFunc("GET /portForward/{namespace}/{pod}", s.portForward)
 	authenticated.HandleFunc("POST /portForward/{namespace}/{pod}", s.portForward)
+	authenticated.Handle("GET /debug/pprof/", s.debugProfiles())
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)

@@ -354,3 +354,21 @@ func TestNewRefusesPlainHTTP(t *testing.T) {
 		t.Fatal("New without a serving certificate succeeded")
 	}
 }
+
+// The agent's profiles are for who may proxy to every node.
+func TestDebugProfilesNeedEveryNode(t *testing.T) {
+	h := startServer(t, webPods())
+	const path = "/debug/pprof/heap?debug=1"
+	if status, body := h.get(h.client(nil), path, "token-admin"); status != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("GET %s as admin = %d %.80q, want 200 and the heap profile", path, status, body)
+	}
+	if attrs := h.authz.last(t); attrs.GetName() != "" || attrs.GetSubresource() != "proxy" {
+		t.Errorf("profiles authorized as %+v, want nodes/proxy with no name (every node)", attrs)
+	}
+	if status, _ := h.get(h.client(nil), path, "token-node-b"); status != http.StatusForbidden {
+		t.Errorf("GET %s by a one-node user = %d, want 403", path, status)
+	}
+	if status, _ := h.get(h.client(nil), path, ""); status != http.StatusUnauthorized {
+		t.Errorf("GET %s anonymously = %d, want 401", path, status)
+	}
+}
