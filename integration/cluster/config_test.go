@@ -15,7 +15,7 @@ import (
 
 func TestAgentConfigIsValidAndPinsThePlugin(t *testing.T) {
 	dataDir, binDir := t.TempDir(), t.TempDir()
-	for _, name := range []string{runtimePlugin, networkPlugin} {
+	for _, name := range []string{runtimePlugin, networkPlugin, kubernetesPlugin} {
 		if err := os.WriteFile(filepath.Join(binDir, name), []byte("not really a plugin"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func TestAgentConfigIsValidAndPinsThePlugin(t *testing.T) {
 		t.Fatalf("the agent rejects the config: %v", err)
 	}
 	want := fmt.Sprintf("%x", sha256.Sum256([]byte("not really a plugin")))
-	for _, name := range []string{runtimePlugin, networkPlugin} {
+	for _, name := range []string{runtimePlugin, networkPlugin, kubernetesPlugin} {
 		if got.Plugins.Checksums[name] != "sha256:"+want {
 			t.Errorf("checksum of %s = %q, want sha256:%s", name, got.Plugins.Checksums[name], want)
 		}
@@ -58,6 +58,10 @@ func TestAgentConfigIsValidAndPinsThePlugin(t *testing.T) {
 	}
 	if len(got.Nodes) != 1 || got.Nodes[0].Name != "fedlet-node" || got.Nodes[0].Runtime != "containerd" || got.Nodes[0].Network != "cni" {
 		t.Errorf("nodes = %+v", got.Nodes)
+	}
+	// Members added with `fedlet member add` have a runtime to serve them.
+	if got.Members == nil || got.Members.Runtime != membersRuntime || got.Members.Namespace != config.DefaultMembersNamespace {
+		t.Errorf("members = %+v, want served by runtime %s from %s", got.Members, membersRuntime, config.DefaultMembersNamespace)
 	}
 	var rt map[string]string
 	if err := json.Unmarshal(got.Runtimes[0].Config, &rt); err != nil {
