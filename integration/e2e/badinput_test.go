@@ -138,12 +138,15 @@ func TestBrokenPluginsAreReportedOnTheirNodes(t *testing.T) {
 	waitGone(t, ns, "on-good", time.Minute)
 }
 
+// loadClusterAgentConfig is the cluster's agent config, the base of a
+// second agent's: without the members, which the cluster's agent serves.
 func loadClusterAgentConfig(t *testing.T) *config.Agent {
 	t.Helper()
 	cfg, err := config.Load(env.Paths().AgentConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Members = nil
 	return cfg
 }
 
