@@ -35,18 +35,27 @@ func newConformCommand() *cobra.Command {
 		Short: "Check that a runtime plugin follows the runtime protocol",
 		Long: `Launch a runtime plugin binary through the agent's plugin host (go-plugin,
 AutoMTLS, handshake, protocol version negotiation, Describe, Configure) and
-run the conformance checks against it, one protocol rule each: sandboxes,
-images, containers and their attempts, exits, logs, stopping, adoption after
-the plugin is killed and restarted, and refusal of bad input.
+run the conformance checks against it, one protocol rule each.
+
+The suite follows what the plugin declares in Describe. A container-level
+plugin is checked on sandboxes, images, containers and their attempts, exits,
+logs, stopping, exec, attach, port-forward, adoption after the plugin is
+killed and restarted, and refusal of bad input. A plugin with
+CAPABILITY_WHOLE_PODS (the kubernetes plugin: a member cluster) is checked on
+CreatePod, DeletePod, ListPods and WatchPods, the logs, exec, attach and
+port-forward of the pods it runs, adoption after a restart and bad input; its
+container-level calls must answer Unimplemented.
 
 Each check makes its own pods, with random UIDs, and removes them. The plugin
 serves one node (--node), with the JSON config of --config. The image must
-run 'sh -c' with echo, sleep and trap: busybox does.
+run 'sh -c' with echo, sleep, trap, cat and busybox's httpd: busybox does.
 
 Prints PASS or FAIL for each check with the reason, then "N passed, M
 failed"; exits with status 1 when any check failed.`,
 		Example: `  fedlet plugin conform ./bin/fedlet-runtime-containerd --config containerd.json \
-      --image 127.0.0.1:5000/fedlet/busybox:1`,
+      --image 127.0.0.1:5000/fedlet/busybox:1
+  fedlet plugin conform ./bin/fedlet-runtime-kubernetes --config members.json \
+      --node member-1 --image 127.0.0.1:5000/fedlet/busybox:1 --timeout 3m`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := conformance.Config{
@@ -96,7 +105,7 @@ failed"; exits with status 1 when any check failed.`,
 	f.StringVar(&configPath, "config", "", "the plugin's config, a JSON file, handed to Configure")
 	f.StringVar(&image, "image", "docker.io/library/busybox:latest", "an image the backend can pull and run: a POSIX shell and the commands docs/plugins.md lists (busybox has them all)")
 	f.StringVar(&node, "node", conformance.DefaultNode, "the node every call names")
-	f.DurationVar(&timeout, "timeout", conformance.DefaultTimeout, "bound on each call, and on each wait for a container to reach a state")
+	f.DurationVar(&timeout, "timeout", conformance.DefaultTimeout, "bound on each call, and on each wait for a container or a whole pod to reach a state")
 	f.StringVar(&checksum, "checksum", "", `pin the binary, as the agent's plugins.checksums does: "sha256:<64 hex digits>"`)
 	f.StringVar(&run, "run", "", "run only the checks whose names match this regular expression")
 	f.StringVar(&logLevel, "plugin-log", "", "show the plugin host's and the plugin's log on stderr from this level (debug, info, warn, error)")

@@ -6,8 +6,9 @@ import (
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
-// The plugin process: how it starts and what it says of itself.
-var pluginChecks = []Check{
+// The plugin process: how it starts and what it says of itself; both
+// suites begin with these.
+var startChecks = []Check{
 	{
 		Name: "handshake",
 		Rule: "the plugin serves through the SDK: go-plugin's handshake cookie, AutoMTLS and runtime protocol version negotiation (sdk.Handshake, sdk.VersionedPlugins) succeed with the agent's plugin host",
@@ -23,6 +24,10 @@ var pluginChecks = []Check{
 		Rule: "Configure hands the plugin its configuration, once after every start of the process, before any other call but Describe: it accepts the given config",
 		run:  checkStartStage(stageConfigure),
 	},
+}
+
+// The node, as the container-level suite checks it.
+var nodeChecks = []Check{
 	{
 		Name: "get-node",
 		Rule: "GetNode reports the node's capacity (cpu, memory, pods in Kubernetes quantity syntax), system information (operating system, architecture) and health (ready)",
@@ -88,6 +93,14 @@ func checkGetNode(p *probe) {
 	if err != nil {
 		p.Fatalf("GetNode %s: %v", p.node(), err)
 	}
+	p.checkNodeReport(n)
+	if !n.GetReady() {
+		p.Errorf("the node is not ready: reason %q, message %q", n.GetReason(), n.GetMessage())
+	}
+}
+
+// checkNodeReport checks the capacity and system information of a node.
+func (p *probe) checkNodeReport(n *runtimev1.Node) {
 	for _, name := range []string{"cpu", "memory", "pods"} {
 		v, ok := n.GetCapacity()[name]
 		if !ok {
@@ -108,8 +121,5 @@ func checkGetNode(p *probe) {
 	}
 	if n.GetArchitecture() == "" {
 		p.Errorf("no architecture")
-	}
-	if !n.GetReady() {
-		p.Errorf("the node is not ready: reason %q, message %q", n.GetReason(), n.GetMessage())
 	}
 }

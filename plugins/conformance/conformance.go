@@ -4,6 +4,11 @@
 // Configure) and checks, one rule of the runtime protocol at a time, that the
 // plugin behaves as the agent relies on it to.
 //
+// Which rules depends on what the plugin declares in Describe: a plugin
+// with CAPABILITY_WHOLE_PODS (a member cluster behind a virtual node) is
+// checked against the pod-level calls (WholePodSuite), any other against
+// the container-level ones (ContainerSuite).
+//
 // The `fedlet plugin conform` command runs it and prints a report; a Go test
 // runs it with Test, one subtest per check.
 //
@@ -44,10 +49,13 @@ type Config struct {
 	// Image is an image the backend can pull and run, with a POSIX shell and
 	// the echo, sleep, cat, id, mkdir, printf, pwd, stty, touch, wc and
 	// httpd (busybox's: -f -p -h) commands in its PATH, and the user nobody
-	// (UID and GID 65534) in its /etc/passwd: busybox has them all.
+	// (UID and GID 65534) in its /etc/passwd: busybox has them all. A
+	// whole-pod backend runs it in the pods the kit hands over.
 	Image string
 	// Timeout bounds each call to the plugin, and each wait for a container
-	// to reach a state; DefaultTimeout when zero.
+	// or a whole pod to reach a state; DefaultTimeout when zero. A member
+	// cluster schedules, pulls and starts a pod in tens of seconds on a busy
+	// machine: give it minutes.
 	Timeout time.Duration
 	// Run, when set, selects the checks whose names it matches.
 	Run *regexp.Regexp
@@ -83,22 +91,60 @@ type Check struct {
 	run func(*probe)
 }
 
-// Checks returns every check of the kit, in the order they run.
+// Suite is a set of checks: the container-level protocol, or the
+// pod-level one of a backend that runs whole pods.
+type Suite string
+
+const (
+	// ContainerSuite checks sandboxes, images, containers, their logs,
+	// exec, attach and port-forward: the protocol of a plugin the agent
+	// drives step by step.
+	ContainerSuite Suite = "containers"
+	// WholePodSuite checks CreatePod, DeletePod, ListPods and WatchPods,
+	// and logs, exec, attach and port-forward of the pods so run: the
+	// protocol of a plugin with CAPABILITY_WHOLE_PODS. Its container-level
+	// calls must answer Unimplemented.
+	WholePodSuite Suite = "whole-pods"
+)
+
+// Checks returns the checks of the suite, in the order they run.
+func (s Suite) Checks() []Check {
+	if s == WholePodSuite {
+		return WholePodChecks()
+	}
+	return Checks()
+}
+
+// Checks returns every check of the container-level suite
+// (ContainerSuite), in the order they run.
 func Checks() []Check {
-	var all []Check
-	for _, group := range [][]Check{
-		pluginChecks, sandboxChecks, imageChecks, containerChecks,
+	return concat(
+		startChecks, nodeChecks, sandboxChecks, imageChecks, containerChecks,
 		logChecks, stopChecks, specChecks, execChecks, attachChecks,
 		portForwardChecks, restartChecks, badInputChecks,
-	} {
-		all = append(all, group...)
+	)
+}
+
+// WholePodChecks returns every check of the whole-pod suite
+// (WholePodSuite), in the order they run.
+func WholePodChecks() []Check {
+	return concat(
+		startChecks, wholePodPluginChecks, wholePodChecks, wholePodStreamChecks,
+		wholePodRestartChecks, wholePodBadInputChecks,
+	)
+}
+
+func concat(groups ...[]Check) []Check {
+	var all []Check
+	for _, g := range groups {
+		all = append(all, g...)
 	}
 	return all
 }
 
-func selectChecks(run *regexp.Regexp) []Check {
+func selectChecks(s Suite, run *regexp.Regexp) []Check {
 	var out []Check
-	for _, c := range Checks() {
+	for _, c := range s.Checks() {
 		if run == nil || run.MatchString(c.Name) {
 			out = append(out, c)
 		}
@@ -119,6 +165,10 @@ func (o Outcome) Passed() bool { return o.Err == nil }
 
 // Result is the outcome of every check that ran, in order.
 type Result struct {
+	// Suite is the suite that ran, chosen from the plugin's Describe; Why
+	// says why.
+	Suite    Suite
+	Why      string
 	Outcomes []Outcome
 }
 
@@ -149,13 +199,21 @@ type Reporter interface {
 	Report(Outcome)
 }
 
+// SuiteReporter is a Reporter that is also told, before the first
+// outcome, which suite runs and why.
+type SuiteReporter interface {
+	Reporter
+	ReportSuite(s Suite, why string)
+}
+
 // ReporterFunc turns a function into a Reporter.
 type ReporterFunc func(Outcome)
 
 // Report calls f.
 func (f ReporterFunc) Report(o Outcome) { f(o) }
 
-// Run launches the plugin, runs the selected checks against it one by one,
+// Run launches the plugin, chooses the suite from what it declares in
+// Describe, runs the selected checks of that suite against it one by one,
 // telling report (which may be nil) of each outcome, stops the plugin and
 // returns every outcome. A plugin that cannot be launched fails the checks
 // that stage concerns and every check after it, with the reason.
@@ -163,7 +221,6 @@ func Run(ctx context.Context, cfg Config, report Reporter) Result {
 	if report == nil {
 		report = ReporterFunc(func(Outcome) {})
 	}
-	checks := selectChecks(cfg.Run)
 	var res Result
 	add := func(o Outcome) {
 		res.Outcomes = append(res.Outcomes, o)
@@ -171,15 +228,25 @@ func Run(ctx context.Context, cfg Config, report Reporter) Result {
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		for _, c := range checks {
+		res.Suite, res.Why = ContainerSuite, "no plugin to ask which suite applies"
+		reportSuite(report, res.Suite, res.Why)
+		for _, c := range selectChecks(res.Suite, cfg.Run) {
 			add(Outcome{Check: c, Err: err})
 		}
 		return res
 	}
 	s := newSuite(ctx, cfg)
 	defer s.close()
-	for _, c := range checks {
+	res.Suite, res.Why = s.choose()
+	reportSuite(report, res.Suite, res.Why)
+	for _, c := range selectChecks(res.Suite, cfg.Run) {
 		add(s.run(ctx, c))
 	}
 	return res
+}
+
+func reportSuite(r Reporter, s Suite, why string) {
+	if sr, ok := r.(SuiteReporter); ok {
+		sr.ReportSuite(s, why)
+	}
 }

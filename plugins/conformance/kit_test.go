@@ -56,6 +56,9 @@ func TestKitPassesOnlyWhatPasses(t *testing.T) {
 	if len(res.Outcomes) != len(conformance.Checks()) {
 		t.Fatalf("%d outcomes for %d checks", len(res.Outcomes), len(conformance.Checks()))
 	}
+	if res.Suite != conformance.ContainerSuite || !strings.HasPrefix(report.String(), "SUITE containers: Describe of testplugin 0.0.1 does not declare CAPABILITY_WHOLE_PODS") {
+		t.Errorf("suite %q (%s); report:\n%s", res.Suite, res.Why, report.String())
+	}
 	wantPass := map[string]bool{
 		"handshake": true, "describe": true, "configure": true, "get-node": true,
 		"sandbox-run-idempotent": true, "sandbox-listed": true,
@@ -162,5 +165,101 @@ func TestMissingBinaryFailsEveryCheck(t *testing.T) {
 	res := conformance.Run(t.Context(), conformance.Config{Plugin: filepath.Join(t.TempDir(), "nothere")}, nil)
 	if res.Passed() != 0 || res.Failed() != len(conformance.Checks()) {
 		t.Errorf("a missing binary: %s", res.Summary())
+	}
+}
+
+// The in-memory whole-pod plugin of the kit's tests: sdktest.WholePods,
+// which runs pods in memory and no containers, its container-level calls
+// answering Unimplemented.
+func buildWholePodsPlugin(t *testing.T) string {
+	return buildPlugin(t, t.TempDir(), "fedlet-wholepods", "github.com/fedlet/fedlet/plugins/conformance/testdata/wholepodsplugin")
+}
+
+// TestKitWholePodSuite runs the kit against a plugin that declares
+// CAPABILITY_WHOLE_PODS and runs pods in memory: the kit chooses the
+// whole-pod suite and says why; what the plugin models (pods created,
+// listed, watched, deleted; refusals) passes, what needs real containers
+// (logs, exec, attach, port-forward) or state outside the process
+// (adoption after a restart) fails with a reason.
+func TestKitWholePodSuite(t *testing.T) {
+	path := buildWholePodsPlugin(t)
+	var report bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	res := conformance.Run(ctx, conformance.Config{
+		Plugin:  path,
+		Image:   "registry.invalid/none:1",
+		Timeout: 20 * time.Second,
+	}, conformance.TextReporter(&report, false))
+	t.Logf("report:\n%s", report.String())
+
+	if res.Suite != conformance.WholePodSuite {
+		t.Fatalf("suite %q (%s), want %q", res.Suite, res.Why, conformance.WholePodSuite)
+	}
+	if !strings.HasPrefix(report.String(), "SUITE whole-pods: Describe of wholepodsplugin 0.0.1 declares CAPABILITY_WHOLE_PODS") {
+		t.Errorf("the report does not begin with the suite and why:\n%s", report.String())
+	}
+	if len(res.Outcomes) != len(conformance.WholePodChecks()) {
+		t.Fatalf("%d outcomes for %d checks", len(res.Outcomes), len(conformance.WholePodChecks()))
+	}
+	wantPass := map[string]bool{
+		"handshake": true, "describe": true, "configure": true,
+		"whole-pods-declared": true, "get-node": true, "container-calls-unimplemented": true,
+		"pod-create-runs": true, "pod-create-idempotent": true, "pod-create-same-name": true,
+		"pod-delete": true, "pod-delete-unknown": true,
+		"pod-bad-input-no-node": true, "pod-bad-input-no-pod-uid": true, "pod-bad-input-undecodable": true, "pod-unknown-node": true,
+	}
+	names := map[string]bool{}
+	for _, o := range res.Outcomes {
+		if names[o.Check.Name] {
+			t.Errorf("two checks named %s", o.Check.Name)
+		}
+		names[o.Check.Name] = true
+		if o.Passed() != wantPass[o.Check.Name] {
+			t.Errorf("%s: passed %v, want %v (err: %v)", o.Check.Name, o.Passed(), wantPass[o.Check.Name], o.Err)
+		}
+		if !o.Passed() && strings.TrimSpace(o.Err.Error()) == "" {
+			t.Errorf("%s failed without a reason", o.Check.Name)
+		}
+		if o.Check.Rule == "" {
+			t.Errorf("%s names no rule", o.Check.Name)
+		}
+	}
+	o := outcomes(res)
+	for name, why := range map[string]string{
+		"pod-logs":                       "Unimplemented",
+		"pod-config-objects":             "ContainerLogs of app: rpc error: code = Unimplemented",
+		"pod-adopt-after-plugin-restart": "after the restart ListPods does not list pod",
+	} {
+		if err := o[name].Err; err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("%s: %v, want a failure saying %q", name, err, why)
+		}
+	}
+}
+
+// TestKitWholePodsMustNotRunContainers: a whole-pod plugin whose
+// container-level calls answer as if it ran containers fails the check
+// that says they must not.
+func TestKitWholePodsMustNotRunContainers(t *testing.T) {
+	path := buildWholePodsPlugin(t)
+	t.Setenv("WHOLEPODS_CONTAINER_CALLS", "1")
+	res := conformance.Run(t.Context(), conformance.Config{
+		Plugin: path, Timeout: 20 * time.Second, Run: regexp.MustCompile(`^container-calls-unimplemented$`),
+	}, nil)
+	if res.Suite != conformance.WholePodSuite || len(res.Outcomes) != 1 {
+		t.Fatalf("suite %q, %d outcomes", res.Suite, len(res.Outcomes))
+	}
+	err := res.Outcomes[0].Err
+	for _, want := range []string{"RunSandbox: succeeded, want Unimplemented", "ListSandboxes: succeeded, want Unimplemented", "PullImage: rpc error: code = Unimplemented"} {
+		if want == "PullImage: rpc error: code = Unimplemented" {
+			// sdktest.Runtime leaves PullImage unimplemented: no finding.
+			if err != nil && strings.Contains(err.Error(), "PullImage") {
+				t.Errorf("PullImage reported: %v", err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("container-calls-unimplemented: %v, want a failure saying %q", err, want)
+		}
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/fedlet/fedlet/core/pluginhost"
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 // suite is one run of the kit: the plugin process, launched once, and the
@@ -32,6 +34,19 @@ func newSuite(ctx context.Context, cfg Config) *suite {
 	}
 	s.plugin = p
 	return s
+}
+
+// choose picks the suite from the capabilities the plugin declared in
+// Describe when the host started it, and says why.
+func (s *suite) choose() (Suite, string) {
+	if s.plugin == nil {
+		return ContainerSuite, fmt.Sprintf("the plugin did not start (%s failed), so it declared no capabilities: the container-level checks are reported, none of them run", s.startErr.stage)
+	}
+	d := s.plugin.rt.Describe()
+	if slices.Contains(d.GetCapabilities(), runtimev1.Capability_CAPABILITY_WHOLE_PODS) {
+		return WholePodSuite, fmt.Sprintf("Describe of %s %s declares CAPABILITY_WHOLE_PODS: the pod-level calls (CreatePod, DeletePod, ListPods, WatchPods; logs, exec, attach and port-forward of whole pods) are checked, and the container-level calls must answer Unimplemented", d.GetName(), d.GetVersion())
+	}
+	return ContainerSuite, fmt.Sprintf("Describe of %s %s does not declare CAPABILITY_WHOLE_PODS: the container-level calls (sandboxes, images, containers, logs, exec, attach, port-forward) are checked", d.GetName(), d.GetVersion())
 }
 
 func (s *suite) close() error {

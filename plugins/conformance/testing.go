@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// Test runs the kit from a Go test: it launches the plugin, runs each
-// selected check as a subtest (t.Run with the check's name), and stops the
-// plugin when t ends. A check that fails fails its subtest with the reason
+// Test runs the kit from a Go test: it launches the plugin, chooses the
+// suite from its Describe (logged with the reason), runs each selected
+// check of that suite as a subtest (t.Run with the check's name), and stops
+// the plugin when t ends. A check that fails fails its subtest with the reason
 // and the rule it verifies.
 //
 // A plugin author's test is one line, with a cfg naming the built binary:
@@ -28,7 +29,9 @@ func Test(t *testing.T, cfg Config) Result {
 		}
 	}()
 	var res Result
-	for _, c := range selectChecks(cfg.Run) {
+	res.Suite, res.Why = s.choose()
+	t.Logf("suite %s: %s", res.Suite, res.Why)
+	for _, c := range selectChecks(res.Suite, cfg.Run) {
 		t.Run(c.Name, func(t *testing.T) {
 			o := s.run(t.Context(), c)
 			res.Outcomes = append(res.Outcomes, o)

@@ -138,6 +138,9 @@ func (r *Runtime) checkNode(node string) error {
 	if r.configureCalls == 0 {
 		return status.Error(codes.FailedPrecondition, "runtime is not configured")
 	}
+	if node == "" {
+		return status.Error(codes.InvalidArgument, "node: must be set")
+	}
 	if !slices.Contains(r.nodes, node) {
 		return status.Errorf(codes.NotFound, "node %q is not served by this runtime", node)
 	}
