@@ -72,7 +72,7 @@ and the command fails; the member stays added, so that a fixed kubeconfig is
 given with 'add' again.
 
 The kubeconfig's credentials need, in the member: get, list and watch on nodes
-and pods; get, create, update and delete on pods, configmaps and secrets; get
+and pods, list and watch on events; get, create, update and delete on pods, configmaps and secrets; get
 and create on namespaces; get on pods/log and create on pods/exec,
 pods/attach and pods/portforward.`,
 		Example: `  fedlet member add member-2 --kubeconfig member-2.kubeconfig

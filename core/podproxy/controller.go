@@ -141,6 +141,7 @@ func (c *Controller) Run(ctx context.Context) {
 		return
 	}
 	wg.Go(func() { c.watchBackend(ctx) })
+	wg.Go(func() { c.followEvents(ctx) })
 	for range workers {
 		wg.Go(func() {
 			for c.processNext(ctx) {

@@ -240,3 +240,22 @@ func TestForceDeletionCutsTheGracePeriodShort(t *testing.T) {
 		return !held && !h.ctrl.anyDeleting(), fmt.Sprintf("held %v", held)
 	})
 }
+
+// What the backend records about a pod is recorded on the hub's pod.
+func TestBackendEventsAreRecordedOnThePod(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.create(testPod("web"))
+	p := h.waitForPhase("web", corev1.PodRunning)
+	// The events stream opens with the controller; an event recorded before
+	// it is open is not replayed, so record until one arrives.
+	h.waitFor("the backend's event on the pod", func() (bool, string) {
+		h.backend.RecordEvent(testNode, string(p.UID), corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container app")
+		select {
+		case e := <-h.events.Events:
+			return e == "Warning BackOff Back-off restarting failed container app", e
+		case <-time.After(100 * time.Millisecond):
+			return false, "no event"
+		}
+	})
+}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 // Client limits of each member's client: a member serves one hub's pods
@@ -46,9 +48,13 @@ type member struct {
 	// load is every bound, non-terminal pod of the member, reduced to its
 	// requests: what the member's own workloads and others take.
 	load cache.SharedIndexInformer
+	// eventsAbout are the member's events about pods.
+	eventsAbout cache.SharedIndexInformer
 
 	health  health
-	watch   *watchHub
+	watch   *watchHub[*runtimev1.PodStatus]
+	events  *watchHub[*runtimev1.PodEvent]
+	created recentlyCreated
 	deletes deletions
 	objects *reflectedObjects
 
@@ -77,7 +83,8 @@ func newMember(cfg MemberConfig, origin string, logger *slog.Logger) (*member, e
 		logger:      logger.With("node", cfg.Node),
 		rest:        rc,
 		client:      client,
-		watch:       newWatchHub(),
+		watch:       newWatchHub[*runtimev1.PodStatus](),
+		events:      newWatchHub[*runtimev1.PodEvent](),
 		deletes:     deletions{asked: map[string]time.Time{}},
 		objects:     newReflectedObjects(),
 		kickHealth:  make(chan struct{}, 1),
@@ -91,6 +98,7 @@ func newMember(cfg MemberConfig, origin string, logger *slog.Logger) (*member, e
 		cache.Indexers{originUIDIndex: indexByOriginUID},
 		func(o *metav1.ListOptions) { o.LabelSelector = ours })
 	m.nodes = coreinformers.NewFilteredNodeInformer(client, 0, cache.Indexers{}, nil)
+	m.eventsAbout = newEventInformer(client, cfg.Namespace)
 	// The scheduler's own selection of the pods that take a node's room.
 	bound := fields.AndSelectors(
 		fields.OneTermNotEqualSelector("spec.nodeName", ""),
@@ -109,13 +117,16 @@ func newMember(cfg MemberConfig, origin string, logger *slog.Logger) (*member, e
 			return nil, fmt.Errorf("set up informers: %w", err)
 		}
 	}
-	for name, inf := range map[string]cache.SharedIndexInformer{"pods": m.pods, "nodes": m.nodes, "load": m.load} {
+	for name, inf := range map[string]cache.SharedIndexInformer{"pods": m.pods, "nodes": m.nodes, "load": m.load, "events": m.eventsAbout} {
 		if err := inf.SetWatchErrorHandlerWithContext(m.watchError(name)); err != nil {
 			return nil, fmt.Errorf("set up informers: %w", err)
 		}
 	}
 	if _, err := m.pods.AddEventHandler(m.podEvents()); err != nil {
 		return nil, fmt.Errorf("set up pod informer: %w", err)
+	}
+	if _, err := m.eventsAbout.AddEventHandler(m.eventHandler()); err != nil {
+		return nil, fmt.Errorf("set up event informer: %w", err)
 	}
 	return m, nil
 }
@@ -125,7 +136,7 @@ func newMember(cfg MemberConfig, origin string, logger *slog.Logger) (*member, e
 func (m *member) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	for _, inf := range []cache.SharedIndexInformer{m.pods, m.nodes, m.load} {
+	for _, inf := range []cache.SharedIndexInformer{m.pods, m.nodes, m.load, m.eventsAbout} {
 		m.wg.Go(func() { inf.RunWithContext(ctx) })
 	}
 	m.wg.Go(func() { m.probeLoop(ctx) })
@@ -139,6 +150,7 @@ func (m *member) stop(err error) {
 	}
 	m.wg.Wait()
 	m.watch.closeAll(err)
+	m.events.closeAll(err)
 }
 
 // watchError is told of every failed list or watch of an informer, in

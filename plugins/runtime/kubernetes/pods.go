@@ -109,6 +109,7 @@ func (m *member) createPod(ctx context.Context, hub *corev1.Pod, cms []*corev1.C
 		switch {
 		case err == nil:
 			m.logger.Info("created member pod", "pod", podName, "origin_uid", hub.UID)
+			m.created.add(created.UID, &runtimev1.PodRef{Uid: string(hub.UID), Namespace: hub.Namespace, Name: hub.Name})
 			return podStatusOrError(created)
 		case apierrors.IsNotFound(err):
 			// The namespace went away since it was seen: the next try makes it.

@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -32,24 +33,34 @@ func (b *Backend) WatchPods(req *runtimev1.WatchPodsRequest, stream grpc.ServerS
 	if err != nil {
 		return err
 	}
-	w := m.watch.add()
-	defer m.watch.remove(w)
-	// The protocol's promise: headers go out once the watch is registered,
-	// so a caller that waits for them and then lists misses nothing.
+	return serveWatch(m.watch, stream)
+}
+
+// serveWatch sends what the hub publishes to one watcher's stream, until
+// the hub ends the watch or the caller goes. The protocol's promise:
+// headers go out once the watch is registered, so a caller that waits for
+// them and then lists misses nothing.
+func serveWatch[T any](hub *watchHub[T], stream interface {
+	SendHeader(metadata.MD) error
+	Send(T) error
+	Context() context.Context
+}) error {
+	w := hub.add()
+	defer hub.remove(w)
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
 	for {
 		select {
-		case st := <-w.ch:
-			if err := stream.Send(st); err != nil {
+		case msg := <-w.ch:
+			if err := stream.Send(msg); err != nil {
 				return err
 			}
 		case <-w.done:
 			for { // what was queued before the end
 				select {
-				case st := <-w.ch:
-					if err := stream.Send(st); err != nil {
+				case msg := <-w.ch:
+					if err := stream.Send(msg); err != nil {
 						return err
 					}
 				default:
@@ -165,58 +176,59 @@ func (d *deletions) prune(cutoff time.Time, present func(uid string) bool) {
 // watchBuffer is how many statuses a watcher may lag behind.
 const watchBuffer = 1024
 
-// watchHub fans pod statuses out to the watchers of one member's node.
-type watchHub struct {
+// watchHub fans messages (pod statuses, pod events) out to the watchers
+// of one member's node.
+type watchHub[T any] struct {
 	mu       sync.Mutex
-	watchers map[*watcher]struct{}
+	watchers map[*watcher[T]]struct{}
 }
 
-type watcher struct {
-	ch   chan *runtimev1.PodStatus
+type watcher[T any] struct {
+	ch   chan T
 	done chan struct{} // closed when the hub ends the watch; err says why
 	err  error
 }
 
-func newWatchHub() *watchHub {
-	return &watchHub{watchers: map[*watcher]struct{}{}}
+func newWatchHub[T any]() *watchHub[T] {
+	return &watchHub[T]{watchers: map[*watcher[T]]struct{}{}}
 }
 
-func (h *watchHub) add() *watcher {
-	w := &watcher{ch: make(chan *runtimev1.PodStatus, watchBuffer), done: make(chan struct{})}
+func (h *watchHub[T]) add() *watcher[T] {
+	w := &watcher[T]{ch: make(chan T, watchBuffer), done: make(chan struct{})}
 	h.mu.Lock()
 	h.watchers[w] = struct{}{}
 	h.mu.Unlock()
 	return w
 }
 
-func (h *watchHub) remove(w *watcher) {
+func (h *watchHub[T]) remove(w *watcher[T]) {
 	h.mu.Lock()
 	delete(h.watchers, w)
 	h.mu.Unlock()
 }
 
-func (h *watchHub) watching() bool {
+func (h *watchHub[T]) watching() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.watchers) > 0
 }
 
-// publish queues st for every watcher, never blocking: a watcher whose
+// publish queues msg for every watcher, never blocking: a watcher whose
 // queue is full is ended instead.
-func (h *watchHub) publish(st *runtimev1.PodStatus) {
+func (h *watchHub[T]) publish(msg T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.watchers {
 		select {
-		case w.ch <- st:
+		case w.ch <- msg:
 		default:
-			h.endLocked(w, status.Error(codes.ResourceExhausted, "pod watch fell behind; list again and watch anew"))
+			h.endLocked(w, status.Error(codes.ResourceExhausted, "the watch fell behind; list again and watch anew"))
 		}
 	}
 }
 
 // closeAll ends every watch with err.
-func (h *watchHub) closeAll(err error) {
+func (h *watchHub[T]) closeAll(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.watchers {
@@ -224,7 +236,7 @@ func (h *watchHub) closeAll(err error) {
 	}
 }
 
-func (h *watchHub) endLocked(w *watcher, err error) {
+func (h *watchHub[T]) endLocked(w *watcher[T], err error) {
 	w.err = err
 	close(w.done)
 	delete(h.watchers, w)

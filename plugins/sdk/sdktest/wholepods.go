@@ -36,9 +36,10 @@ type WholePods struct {
 	*Runtime
 
 	podsMu     sync.Mutex
-	pods       map[string]map[string]*heldPod // node -> pod UID -> pod
-	watchers   map[*podWatcher]string         // -> node
-	calls      map[string]*PodCalls           // by pod UID
+	pods       map[string]map[string]*heldPod      // node -> pod UID -> pod
+	watchers   map[*podWatcher]string              // -> node
+	eventSubs  map[chan *runtimev1.PodEvent]string // WatchPodEvents calls -> node
+	calls      map[string]*PodCalls                // by pod UID
 	failCreate error
 	hold       bool // deletions wait for HoldDeletions(false)
 	podCount   int
@@ -63,10 +64,11 @@ type heldPod struct {
 // NewWholePods returns a WholePods that describes itself with name and version.
 func NewWholePods(name, version string) *WholePods {
 	return &WholePods{
-		Runtime:  New(name, version),
-		pods:     map[string]map[string]*heldPod{},
-		watchers: map[*podWatcher]string{},
-		calls:    map[string]*PodCalls{},
+		Runtime:   New(name, version),
+		pods:      map[string]map[string]*heldPod{},
+		watchers:  map[*podWatcher]string{},
+		eventSubs: map[chan *runtimev1.PodEvent]string{},
+		calls:     map[string]*PodCalls{},
 	}
 }
 
@@ -413,6 +415,54 @@ func completed(st *corev1.PodStatus) {
 	for i := range st.Conditions {
 		if t := st.Conditions[i].Type; t == corev1.PodReady || t == corev1.ContainersReady {
 			st.Conditions[i].Status, st.Conditions[i].Reason, st.Conditions[i].LastTransitionTime = corev1.ConditionFalse, "PodCompleted", now
+		}
+	}
+}
+
+// RecordEvent sends an event about the pod to the node's WatchPodEvents
+// callers, as a member cluster's kubelet would record one.
+func (w *WholePods) RecordEvent(node, uid, eventType, reason, message string) {
+	w.podsMu.Lock()
+	defer w.podsMu.Unlock()
+	ev := &runtimev1.PodEvent{Pod: &runtimev1.PodRef{Uid: uid}, Type: eventType, Reason: reason, Message: message, Count: 1, Source: "memory-kubelet"}
+	if p, ok := w.pods[node][uid]; ok {
+		ev.Pod = p.ref
+	}
+	for ch, n := range w.eventSubs {
+		if n == node {
+			select {
+			case ch <- ev:
+			default: // a caller this far behind loses events, as with a real backend
+			}
+		}
+	}
+}
+
+// WatchPodEvents streams what RecordEvent records for the node.
+func (w *WholePods) WatchPodEvents(req *runtimev1.WatchPodEventsRequest, stream grpc.ServerStreamingServer[runtimev1.PodEvent]) error {
+	if err := w.checkNode(req.GetNode()); err != nil {
+		return err
+	}
+	ch := make(chan *runtimev1.PodEvent, 100)
+	w.podsMu.Lock()
+	w.eventSubs[ch] = req.GetNode()
+	w.podsMu.Unlock()
+	defer func() {
+		w.podsMu.Lock()
+		delete(w.eventSubs, ch)
+		w.podsMu.Unlock()
+	}()
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case ev := <-ch:
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -3512,6 +3512,140 @@ func (x *PodStatus) GetLost() bool {
 	return false
 }
 
+type WatchPodEventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPodEventsRequest) Reset() {
+	*x = WatchPodEventsRequest{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPodEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPodEventsRequest) ProtoMessage() {}
+
+func (x *WatchPodEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPodEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchPodEventsRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *WatchPodEventsRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// PodEvent is one event the backend recorded about a pod.
+type PodEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pod   *PodRef                `protobuf:"bytes,1,opt,name=pod,proto3" json:"pod,omitempty"`
+	// "Normal" or "Warning".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// A short CamelCase reason, such as "Pulled", and a message for humans.
+	Reason  string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// How many times the backend saw it so far.
+	Count int32 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	// Who in the backend recorded it, such as "kubelet" or
+	// "default-scheduler".
+	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodEvent) Reset() {
+	*x = PodEvent{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodEvent) ProtoMessage() {}
+
+func (x *PodEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodEvent.ProtoReflect.Descriptor instead.
+func (*PodEvent) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PodEvent) GetPod() *PodRef {
+	if x != nil {
+		return x.Pod
+	}
+	return nil
+}
+
+func (x *PodEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PodEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PodEvent) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PodEvent) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *PodEvent) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 var File_plugins_proto_runtime_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
@@ -3771,7 +3905,16 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\tPodStatus\x12+\n" +
 	"\x03pod\x18\x01 \x01(\v2\x19.fedlet.runtime.v1.PodRefR\x03pod\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\fR\x06status\x12\x12\n" +
-	"\x04lost\x18\x03 \x01(\bR\x04lost*_\n" +
+	"\x04lost\x18\x03 \x01(\bR\x04lost\"+\n" +
+	"\x15WatchPodEventsRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"\xab\x01\n" +
+	"\bPodEvent\x12+\n" +
+	"\x03pod\x18\x01 \x01(\v2\x19.fedlet.runtime.v1.PodRefR\x03pod\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x05R\x05count\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source*_\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
@@ -3781,7 +3924,7 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x1bCONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CONTAINER_STATE_CREATED\x10\x01\x12\x1b\n" +
 	"\x17CONTAINER_STATE_RUNNING\x10\x02\x12\x1a\n" +
-	"\x16CONTAINER_STATE_EXITED\x10\x032\xa3\r\n" +
+	"\x16CONTAINER_STATE_EXITED\x10\x032\xfe\r\n" +
 	"\aRuntime\x12S\n" +
 	"\bDescribe\x12\".fedlet.runtime.v1.DescribeRequest\x1a#.fedlet.runtime.v1.DescribeResponse\x12V\n" +
 	"\tConfigure\x12#.fedlet.runtime.v1.ConfigureRequest\x1a$.fedlet.runtime.v1.ConfigureResponse\x12E\n" +
@@ -3802,7 +3945,8 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\tCreatePod\x12#.fedlet.runtime.v1.CreatePodRequest\x1a\x1c.fedlet.runtime.v1.PodStatus\x12V\n" +
 	"\tDeletePod\x12#.fedlet.runtime.v1.DeletePodRequest\x1a$.fedlet.runtime.v1.DeletePodResponse\x12S\n" +
 	"\bListPods\x12\".fedlet.runtime.v1.ListPodsRequest\x1a#.fedlet.runtime.v1.ListPodsResponse\x12P\n" +
-	"\tWatchPods\x12#.fedlet.runtime.v1.WatchPodsRequest\x1a\x1c.fedlet.runtime.v1.PodStatus0\x01B=Z;github.com/fedlet/fedlet/plugins/proto/runtime/v1;runtimev1b\x06proto3"
+	"\tWatchPods\x12#.fedlet.runtime.v1.WatchPodsRequest\x1a\x1c.fedlet.runtime.v1.PodStatus0\x01\x12Y\n" +
+	"\x0eWatchPodEvents\x12(.fedlet.runtime.v1.WatchPodEventsRequest\x1a\x1b.fedlet.runtime.v1.PodEvent0\x01B=Z;github.com/fedlet/fedlet/plugins/proto/runtime/v1;runtimev1b\x06proto3"
 
 var (
 	file_plugins_proto_runtime_v1_runtime_proto_rawDescOnce sync.Once
@@ -3817,7 +3961,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(Capability)(0),                 // 0: fedlet.runtime.v1.Capability
 	(ContainerState)(0),             // 1: fedlet.runtime.v1.ContainerState
@@ -3870,17 +4014,19 @@ var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(*ListPodsResponse)(nil),        // 48: fedlet.runtime.v1.ListPodsResponse
 	(*WatchPodsRequest)(nil),        // 49: fedlet.runtime.v1.WatchPodsRequest
 	(*PodStatus)(nil),               // 50: fedlet.runtime.v1.PodStatus
-	nil,                             // 51: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
-	nil,                             // 52: fedlet.runtime.v1.NodeSettings.DataEntry
-	nil,                             // 53: fedlet.runtime.v1.Node.CapacityEntry
-	nil,                             // 54: fedlet.runtime.v1.Node.AllocatableEntry
+	(*WatchPodEventsRequest)(nil),   // 51: fedlet.runtime.v1.WatchPodEventsRequest
+	(*PodEvent)(nil),                // 52: fedlet.runtime.v1.PodEvent
+	nil,                             // 53: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	nil,                             // 54: fedlet.runtime.v1.NodeSettings.DataEntry
+	nil,                             // 55: fedlet.runtime.v1.Node.CapacityEntry
+	nil,                             // 56: fedlet.runtime.v1.Node.AllocatableEntry
 }
 var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	0,  // 0: fedlet.runtime.v1.DescribeResponse.capabilities:type_name -> fedlet.runtime.v1.Capability
-	51, // 1: fedlet.runtime.v1.ConfigureRequest.node_settings:type_name -> fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
-	52, // 2: fedlet.runtime.v1.NodeSettings.data:type_name -> fedlet.runtime.v1.NodeSettings.DataEntry
-	53, // 3: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
-	54, // 4: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
+	53, // 1: fedlet.runtime.v1.ConfigureRequest.node_settings:type_name -> fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	54, // 2: fedlet.runtime.v1.NodeSettings.data:type_name -> fedlet.runtime.v1.NodeSettings.DataEntry
+	55, // 3: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
+	56, // 4: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
 	9,  // 5: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
 	11, // 6: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
 	10, // 7: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
@@ -3905,50 +4051,53 @@ var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	10, // 26: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
 	50, // 27: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
 	10, // 28: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	5,  // 29: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry.value:type_name -> fedlet.runtime.v1.NodeSettings
-	2,  // 30: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
-	4,  // 31: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
-	7,  // 32: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
-	12, // 33: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
-	14, // 34: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
-	17, // 35: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
-	19, // 36: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
-	26, // 37: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
-	28, // 38: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
-	29, // 39: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
-	31, // 40: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
-	32, // 41: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
-	34, // 42: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
-	38, // 43: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
-	41, // 44: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
-	44, // 45: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
-	45, // 46: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
-	47, // 47: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
-	49, // 48: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
-	3,  // 49: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
-	6,  // 50: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
-	8,  // 51: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
-	13, // 52: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
-	16, // 53: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
-	18, // 54: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
-	20, // 55: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
-	27, // 56: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	27, // 57: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	30, // 58: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
-	27, // 59: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
-	33, // 60: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
-	37, // 61: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
-	40, // 62: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
-	43, // 63: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
-	50, // 64: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
-	46, // 65: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
-	48, // 66: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
-	50, // 67: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
-	49, // [49:68] is the sub-list for method output_type
-	30, // [30:49] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	10, // 29: fedlet.runtime.v1.PodEvent.pod:type_name -> fedlet.runtime.v1.PodRef
+	5,  // 30: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry.value:type_name -> fedlet.runtime.v1.NodeSettings
+	2,  // 31: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
+	4,  // 32: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
+	7,  // 33: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
+	12, // 34: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
+	14, // 35: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
+	17, // 36: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
+	19, // 37: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
+	26, // 38: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
+	28, // 39: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
+	29, // 40: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
+	31, // 41: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
+	32, // 42: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
+	34, // 43: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
+	38, // 44: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
+	41, // 45: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
+	44, // 46: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
+	45, // 47: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
+	47, // 48: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
+	49, // 49: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
+	51, // 50: fedlet.runtime.v1.Runtime.WatchPodEvents:input_type -> fedlet.runtime.v1.WatchPodEventsRequest
+	3,  // 51: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
+	6,  // 52: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
+	8,  // 53: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
+	13, // 54: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
+	16, // 55: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
+	18, // 56: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
+	20, // 57: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
+	27, // 58: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	27, // 59: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	30, // 60: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
+	27, // 61: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
+	33, // 62: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
+	37, // 63: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
+	40, // 64: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
+	43, // 65: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
+	50, // 66: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
+	46, // 67: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
+	48, // 68: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
+	50, // 69: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
+	52, // 70: fedlet.runtime.v1.Runtime.WatchPodEvents:output_type -> fedlet.runtime.v1.PodEvent
+	51, // [51:71] is the sub-list for method output_type
+	31, // [31:51] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_runtime_v1_runtime_proto_init() }
@@ -3989,7 +4138,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_runtime_v1_runtime_proto_rawDesc), len(file_plugins_proto_runtime_v1_runtime_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -56,6 +56,7 @@ const (
 	Runtime_DeletePod_FullMethodName       = "/fedlet.runtime.v1.Runtime/DeletePod"
 	Runtime_ListPods_FullMethodName        = "/fedlet.runtime.v1.Runtime/ListPods"
 	Runtime_WatchPods_FullMethodName       = "/fedlet.runtime.v1.Runtime/WatchPods"
+	Runtime_WatchPodEvents_FullMethodName  = "/fedlet.runtime.v1.Runtime/WatchPodEvents"
 )
 
 // RuntimeClient is the client API for Runtime service.
@@ -133,6 +134,13 @@ type RuntimeClient interface {
 	// is cancelled. The plugin sends the response headers once the watch is
 	// registered, as WatchContainers does.
 	WatchPods(ctx context.Context, in *WatchPodsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodStatus], error)
+	// WatchPodEvents streams what the backend records about the node's pods
+	// (the member's scheduler, kubelet and controllers: Scheduled, Pulled,
+	// Started, BackOff, Unhealthy, ...) from the moment of the call: the
+	// agent records each on the pod, so `kubectl describe` on the hub shows
+	// them. An event whose count grows is sent again. Optional: a backend
+	// without events answers Unimplemented.
+	WatchPodEvents(ctx context.Context, in *WatchPodEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodEvent], error)
 }
 
 type runtimeClient struct {
@@ -369,6 +377,25 @@ func (c *runtimeClient) WatchPods(ctx context.Context, in *WatchPodsRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_WatchPodsClient = grpc.ServerStreamingClient[PodStatus]
 
+func (c *runtimeClient) WatchPodEvents(ctx context.Context, in *WatchPodEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Runtime_ServiceDesc.Streams[6], Runtime_WatchPodEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchPodEventsRequest, PodEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_WatchPodEventsClient = grpc.ServerStreamingClient[PodEvent]
+
 // RuntimeServer is the server API for Runtime service.
 // All implementations must embed UnimplementedRuntimeServer
 // for forward compatibility.
@@ -444,6 +471,13 @@ type RuntimeServer interface {
 	// is cancelled. The plugin sends the response headers once the watch is
 	// registered, as WatchContainers does.
 	WatchPods(*WatchPodsRequest, grpc.ServerStreamingServer[PodStatus]) error
+	// WatchPodEvents streams what the backend records about the node's pods
+	// (the member's scheduler, kubelet and controllers: Scheduled, Pulled,
+	// Started, BackOff, Unhealthy, ...) from the moment of the call: the
+	// agent records each on the pod, so `kubectl describe` on the hub shows
+	// them. An event whose count grows is sent again. Optional: a backend
+	// without events answers Unimplemented.
+	WatchPodEvents(*WatchPodEventsRequest, grpc.ServerStreamingServer[PodEvent]) error
 	mustEmbedUnimplementedRuntimeServer()
 }
 
@@ -510,6 +544,9 @@ func (UnimplementedRuntimeServer) ListPods(context.Context, *ListPodsRequest) (*
 }
 func (UnimplementedRuntimeServer) WatchPods(*WatchPodsRequest, grpc.ServerStreamingServer[PodStatus]) error {
 	return status.Error(codes.Unimplemented, "method WatchPods not implemented")
+}
+func (UnimplementedRuntimeServer) WatchPodEvents(*WatchPodEventsRequest, grpc.ServerStreamingServer[PodEvent]) error {
+	return status.Error(codes.Unimplemented, "method WatchPodEvents not implemented")
 }
 func (UnimplementedRuntimeServer) mustEmbedUnimplementedRuntimeServer() {}
 func (UnimplementedRuntimeServer) testEmbeddedByValue()                 {}
@@ -820,6 +857,17 @@ func _Runtime_WatchPods_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_WatchPodsServer = grpc.ServerStreamingServer[PodStatus]
 
+func _Runtime_WatchPodEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPodEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RuntimeServer).WatchPodEvents(m, &grpc.GenericServerStream[WatchPodEventsRequest, PodEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runtime_WatchPodEventsServer = grpc.ServerStreamingServer[PodEvent]
+
 // Runtime_ServiceDesc is the grpc.ServiceDesc for Runtime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -912,6 +960,11 @@ var Runtime_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchPods",
 			Handler:       _Runtime_WatchPods_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchPodEvents",
+			Handler:       _Runtime_WatchPodEvents_Handler,
 			ServerStreams: true,
 		},
 	},
