@@ -40,6 +40,7 @@ e2e-test:
 # the plugin host against the same call in-process.
 bench: deps build components
 	$(GO) run ./integration/bench
+	$(GO) run ./integration/bench -federation -pods 100
 	$(GO) test -run '^$$' -bench BenchmarkRuntimeCall -benchtime 2000x ./core/pluginhost
 
 # Binaries the local cluster and the integration tests run.

@@ -3,8 +3,12 @@
 // containerd client, in the same run on the same machine.
 //
 //	go run ./integration/bench [-pods 50]
+//	go run ./integration/bench -federation [-pods 100]
 //
 // It starts its own local cluster (as `fedlet up` does) on free ports.
+// With -federation it starts a hub and one member cluster (as `fedlet up
+// --members 1` does) and measures pods going from the hub to the member
+// against the same pods created in the member directly.
 package main
 
 import (
@@ -25,7 +29,15 @@ import (
 func main() {
 	pods := flag.Int("pods", 50, "pods (and floor containers) per latency and churn measurement")
 	memory := flag.String("memory", "100,500", "running-pod counts at which to measure the agent's memory")
+	federation := flag.Bool("federation", false, "measure pods federated into a member cluster instead")
 	flag.Parse()
+	if *federation {
+		if err := runFederation(*pods); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	levels, err := parseLevels(*memory)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -memory:", err)
