@@ -62,6 +62,12 @@ type kubernetesRuntimeConfig struct {
 	// Origin is the hub's name, for the origin labels.
 	Origin  string         `json:"origin"`
 	Members []memberConfig `json:"members"`
+	// Hub lets the plugin read the hub's Services, to reflect them.
+	Hub *hubConfig `json:"hub,omitempty"`
+}
+
+type hubConfig struct {
+	Kubeconfig string `json:"kubeconfig"`
 }
 
 // memberConfig is one member cluster behind one virtual node.
@@ -133,7 +139,8 @@ func (c *Cluster) stopMembers(ctx context.Context) error {
 // ask for it go there, and with no network (the member gives its pods
 // theirs).
 func (c *Cluster) membersRuntime() (config.Runtime, []config.Node, error) {
-	rc := kubernetesRuntimeConfig{Origin: c.name}
+	// The agent's credentials read the hub's Services and EndpointSlices.
+	rc := kubernetesRuntimeConfig{Origin: c.name, Hub: &hubConfig{Kubeconfig: c.pki.kubeconfig("agent")}}
 	var nodes []config.Node
 	for _, m := range c.members {
 		rc.Members = append(rc.Members, memberConfig{Node: m.name, Kubeconfig: m.Kubeconfig()})

@@ -50,6 +50,7 @@ type Backend struct {
 
 	mu      sync.RWMutex
 	members map[string]*member // by node; nil until Configure
+	hub     *hubView           // nil without config field hub
 }
 
 // New returns an unconfigured backend: every call but Describe and
@@ -96,8 +97,17 @@ func (b *Backend) Configure(ctx context.Context, req *runtimev1.ConfigureRequest
 	}
 	logger := b.logger()
 	b.mu.RLock()
-	old := b.members
+	old, oldHub := b.members, b.hub
 	b.mu.RUnlock()
+	hub := oldHub
+	if !sameHub(oldHub, cfg.Hub) {
+		hub = nil
+		if cfg.Hub != nil {
+			if hub, err = newHubView(*cfg.Hub, b.kickServices, logger); err != nil {
+				return nil, status.Error(codes.InvalidArgument, err.Error())
+			}
+		}
+	}
 	members := map[string]*member{}
 	var started []*member
 	for _, mc := range wanted {
@@ -105,8 +115,11 @@ func (b *Backend) Configure(ctx context.Context, req *runtimev1.ConfigureRequest
 			members[mc.Node] = m
 			continue
 		}
-		m, err := newMember(mc, cfg.Origin, logger)
+		m, err := newMember(mc, cfg.Origin, b.currentHub, logger)
 		if err != nil {
+			if hub != oldHub {
+				hub.stop()
+			}
 			return nil, status.Errorf(codes.InvalidArgument, "%s: %v", mc.field, err)
 		}
 		members[mc.Node] = m
@@ -117,8 +130,12 @@ func (b *Backend) Configure(ctx context.Context, req *runtimev1.ConfigureRequest
 	}
 
 	b.mu.Lock()
-	b.members = members
+	b.members, b.hub = members, hub
 	b.mu.Unlock()
+	if hub != oldHub {
+		oldHub.stop()
+		b.kickServices()
+	}
 	gone := map[string]*member{}
 	for node, m := range old {
 		if members[node] != m {
@@ -162,10 +179,11 @@ func membersOf(cfg Config, req *runtimev1.ConfigureRequest) ([]MemberConfig, err
 // member pods keep running.
 func (b *Backend) Close() error {
 	b.mu.Lock()
-	old := b.members
-	b.members = nil
+	old, hub := b.members, b.hub
+	b.members, b.hub = nil, nil
 	b.mu.Unlock()
 	stopAll(old, status.Error(codes.Unavailable, "the runtime plugin is shutting down"))
+	hub.stop()
 	return nil
 }
 
@@ -175,6 +193,30 @@ func stopAll(members map[string]*member, err error) {
 		wg.Go(func() { m.stop(err) })
 	}
 	wg.Wait()
+}
+
+// currentHub is the hub view members read at each reflection.
+func (b *Backend) currentHub() *hubView {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.hub
+}
+
+// kickServices makes every member check its reflection of the hub's
+// Services.
+func (b *Backend) kickServices() {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, m := range b.members {
+		kick(m.kickServices)
+	}
+}
+
+func sameHub(h *hubView, cfg *HubConfig) bool {
+	if h == nil || cfg == nil {
+		return h == nil && cfg == nil
+	}
+	return h.cfg == *cfg
 }
 
 // memberFor returns the member behind node.

@@ -26,6 +26,18 @@ type Config struct {
 	// kubeconfig is a file; members added at run time come with their
 	// kubeconfig in ConfigureRequest.node_settings instead.
 	Members []MemberConfig `json:"members"`
+	// Hub, if set, lets the plugin read the hub's Services and
+	// EndpointSlices, to reflect into each member those that select its
+	// pods.
+	Hub *HubConfig `json:"hub,omitempty"`
+}
+
+// HubConfig is how the plugin reaches the hub's API server.
+type HubConfig struct {
+	// Kubeconfig is the absolute path of a kubeconfig for the hub (the
+	// agent's own does): it needs list and watch on services and
+	// endpointslices.
+	Kubeconfig string `json:"kubeconfig"`
 }
 
 // MemberConfig is one member cluster.
@@ -57,11 +69,21 @@ func ParseConfig(raw []byte) (Config, error) {
 	var top struct {
 		Origin  string            `json:"origin"`
 		Members []json.RawMessage `json:"members"`
+		Hub     json.RawMessage   `json:"hub"`
 	}
 	if err := decodeStrict(raw, &top, "config"); err != nil {
 		return Config{}, err
 	}
 	c := Config{Origin: top.Origin}
+	if len(top.Hub) > 0 && string(top.Hub) != "null" {
+		c.Hub = &HubConfig{}
+		if err := decodeStrict(top.Hub, c.Hub, "config field hub"); err != nil {
+			return Config{}, err
+		}
+		if !filepath.IsAbs(c.Hub.Kubeconfig) {
+			return Config{}, fmt.Errorf("config field hub.kubeconfig: %q is not an absolute path", c.Hub.Kubeconfig)
+		}
+	}
 	for i, m := range top.Members {
 		var mc MemberConfig
 		if err := decodeStrict(m, &mc, fmt.Sprintf("config field members[%d]", i)); err != nil {

@@ -58,15 +58,18 @@ type member struct {
 	deletes deletions
 	objects *reflectedObjects
 
-	kickHealth  chan struct{}
-	kickGarbage chan struct{}
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
+	kickHealth   chan struct{}
+	kickGarbage  chan struct{}
+	kickServices chan struct{}
+	// hub is what the plugin reads of the hub, nil without config field hub.
+	hub    func() *hubView
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // newMember builds the member's client from its kubeconfig and its
 // informers, without starting anything.
-func newMember(cfg MemberConfig, origin string, logger *slog.Logger) (*member, error) {
+func newMember(cfg MemberConfig, origin string, hub func() *hubView, logger *slog.Logger) (*member, error) {
 	rc, err := restConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", cfg.credentials(), err)
@@ -78,17 +81,19 @@ func newMember(cfg MemberConfig, origin string, logger *slog.Logger) (*member, e
 		return nil, fmt.Errorf("client for %s: %w", cfg.credentials(), err)
 	}
 	m := &member{
-		cfg:         cfg,
-		origin:      origin,
-		logger:      logger.With("node", cfg.Node),
-		rest:        rc,
-		client:      client,
-		watch:       newWatchHub[*runtimev1.PodStatus](),
-		events:      newWatchHub[*runtimev1.PodEvent](),
-		deletes:     deletions{asked: map[string]time.Time{}},
-		objects:     newReflectedObjects(),
-		kickHealth:  make(chan struct{}, 1),
-		kickGarbage: make(chan struct{}, 1),
+		cfg:          cfg,
+		origin:       origin,
+		logger:       logger.With("node", cfg.Node),
+		rest:         rc,
+		client:       client,
+		watch:        newWatchHub[*runtimev1.PodStatus](),
+		events:       newWatchHub[*runtimev1.PodEvent](),
+		deletes:      deletions{asked: map[string]time.Time{}},
+		objects:      newReflectedObjects(),
+		kickHealth:   make(chan struct{}, 1),
+		kickGarbage:  make(chan struct{}, 1),
+		kickServices: make(chan struct{}, 1),
+		hub:          hub,
 	}
 	m.health.host = rc.Host
 	m.health.first = make(chan struct{})
@@ -141,6 +146,7 @@ func (m *member) start() {
 	}
 	m.wg.Go(func() { m.probeLoop(ctx) })
 	m.wg.Go(func() { m.garbageLoop(ctx) })
+	m.wg.Go(func() { m.serviceLoop(ctx) })
 }
 
 // stop stops everything start started and ends every watch with err.

@@ -10,10 +10,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -41,6 +45,8 @@ func TestParseConfig(t *testing.T) {
 		{`{"origin": "hub", "members": [{"node": "a", "kubeconfig": "rel/k"}]}`, "config field members[0].kubeconfig: \"rel/k\" is not an absolute path"},
 		{`{"origin": "hub", "members": [{"node": "a", "kubeconfig": "/k", "namespace": "Not_A_Namespace"}]}`, "config field members[0].namespace"},
 		{`{"origin": "hub", "members": [{"node": "a", "kubeconfig": "/k"}]} {}`, "unexpected data"},
+		{`{"origin": "hub", "hub": {"kubeconfig": "rel/k"}}`, "config field hub.kubeconfig: \"rel/k\" is not an absolute path"},
+		{`{"origin": "hub", "hub": {"kubeconfg": "/k"}}`, `config field hub: unknown field "kubeconfg"`},
 	} {
 		_, err := ParseConfig([]byte(tc.raw))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -336,4 +342,44 @@ func equalPods(a, b *corev1.Pod) bool {
 	x, _ := a.Marshal()
 	y, _ := b.Marshal()
 	return string(x) == string(y)
+}
+
+func TestReflectServiceAndSlice(t *testing.T) {
+	hubSvc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "svc-uid"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeNodePort, ClusterIP: "10.0.0.42", Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), NodePort: 30080}},
+		},
+	}
+	svc := reflectService(hubSvc, "hub", "member-1", "fed")
+	if svc.Namespace != "fed" || svc.Name != "web" || len(svc.Spec.Selector) != 0 || svc.Spec.ClusterIP != "" ||
+		svc.Spec.Type != corev1.ServiceTypeClusterIP || svc.Spec.Ports[0].NodePort != 0 || svc.Spec.Ports[0].TargetPort.IntValue() != 8080 {
+		t.Errorf("reflected Service %s/%s %+v: want a selector-less ClusterIP Service with the ports, no node port, no hub IP", svc.Namespace, svc.Name, svc.Spec)
+	}
+	if svc.Labels[LabelOriginKind] != "Service" || svc.Labels[LabelOriginCluster] != "hub" || svc.Labels[LabelNode] != "member-1" {
+		t.Errorf("labels %v", svc.Labels)
+	}
+	hubSvc.Spec.ClusterIP = corev1.ClusterIPNone
+	if got := reflectService(hubSvc, "hub", "member-1", "fed"); got.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("a headless Service reflected with ClusterIP %q", got.Spec.ClusterIP)
+	}
+
+	node, zone := "fedlet-node", "a"
+	hubSlice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "shop", Name: "web-abcde", Labels: map[string]string{discoveryv1.LabelServiceName: "web", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.245.0.7"}, NodeName: &node, Zone: &zone, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](8080)}},
+	}
+	s := reflectSlice(hubSlice, "web", "hub", "member-1", "fed")
+	if s.Namespace != "fed" || s.Labels[discoveryv1.LabelServiceName] != "web" || s.Labels[discoveryv1.LabelManagedBy] != SliceManager {
+		t.Errorf("reflected slice %s/%s labels %v", s.Namespace, s.Name, s.Labels)
+	}
+	if e := s.Endpoints[0]; e.Addresses[0] != "10.245.0.7" || e.NodeName != nil || e.Zone != nil || e.TargetRef != nil {
+		t.Errorf("reflected endpoint %+v: want the address without the hub's node, zone and pod", e)
+	}
+	if errs := validation.IsValidLabelValue(SliceManager); len(errs) > 0 {
+		t.Errorf("SliceManager %q is not a label value: %v", SliceManager, errs)
+	}
 }

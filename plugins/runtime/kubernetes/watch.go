@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -81,6 +82,7 @@ func (m *member) podEvents() cache.ResourceEventHandler {
 		AddFunc: func(obj any) {
 			if pod, ok := obj.(*corev1.Pod); ok {
 				m.publish(pod, false)
+				kick(m.kickServices) // a Service may select it
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
@@ -88,6 +90,9 @@ func (m *member) podEvents() cache.ResourceEventHandler {
 			pod, ok2 := newObj.(*corev1.Pod)
 			if ok1 && ok2 && !equality.Semantic.DeepEqual(old.Status, pod.Status) {
 				m.publish(pod, false)
+			}
+			if ok1 && ok2 && !maps.Equal(old.Labels, pod.Labels) {
+				kick(m.kickServices)
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -99,6 +104,7 @@ func (m *member) podEvents() cache.ResourceEventHandler {
 				return
 			}
 			kick(m.kickGarbage) // its ConfigMaps and Secrets may be unused now
+			kick(m.kickServices)
 			uid := pod.Labels[LabelOriginUID]
 			if m.deletes.take(uid) {
 				return
