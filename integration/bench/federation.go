@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -27,23 +25,15 @@ const federationAim = 150 * time.Millisecond
 // against the same pods created in the member directly, n of each, one at
 // a time, in one run.
 func runFederation(n int) error {
-	wd, _ := os.Getwd()
-	root, ok := cluster.FindSourceRoot(wd)
-	if !ok {
-		return fmt.Errorf("run from the fedlet source tree")
-	}
-	dataDir, err := os.MkdirTemp("", "fedlet-bench-federation-")
+	opts, cleanup, err := clusterOptions()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dataDir)
-	ports, err := cluster.FreePorts()
-	if err != nil {
-		return err
-	}
+	defer cleanup()
+	opts.Members = 1
 	ctx := context.Background()
 	fmt.Println("starting a hub and one member cluster…")
-	hub, err := cluster.Start(ctx, cluster.Options{DataDir: dataDir, BinDir: filepath.Join(root, "bin"), Ports: ports, Members: 1})
+	hub, err := cluster.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("start clusters: %w", err)
 	}
@@ -259,5 +249,6 @@ func (f *federationBench) report(floor, inMember, onHub []time.Duration) {
 	fmt.Printf("of which the way back (Running in the member → seen on the hub): p50 %.1f ms\n", msf(hp50-mp50))
 }
 
-func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000
+func msf(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
 }

@@ -49,24 +49,36 @@ func main() {
 	}
 }
 
-func run(n int, memoryLevels []int) error {
+// clusterOptions are the options of a cluster of the benchmark: from the
+// source tree's bin/, in a fresh data directory (cleanup removes it), on
+// free ports.
+func clusterOptions() (opts cluster.Options, cleanup func(), err error) {
 	wd, _ := os.Getwd()
 	root, ok := cluster.FindSourceRoot(wd)
 	if !ok {
-		return fmt.Errorf("run from the fedlet source tree")
+		return opts, nil, fmt.Errorf("run from the fedlet source tree")
 	}
 	dataDir, err := os.MkdirTemp("", "fedlet-bench-")
 	if err != nil {
-		return err
+		return opts, nil, err
 	}
-	defer os.RemoveAll(dataDir)
 	ports, err := cluster.FreePorts()
+	if err != nil {
+		os.RemoveAll(dataDir)
+		return opts, nil, err
+	}
+	return cluster.Options{DataDir: dataDir, BinDir: filepath.Join(root, "bin"), Ports: ports}, func() { os.RemoveAll(dataDir) }, nil
+}
+
+func run(n int, memoryLevels []int) error {
+	opts, cleanup, err := clusterOptions()
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	ctx := context.Background()
 	fmt.Println("starting a local cluster…")
-	c, err := cluster.Start(ctx, cluster.Options{DataDir: dataDir, BinDir: filepath.Join(root, "bin"), Ports: ports})
+	c, err := cluster.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
@@ -82,7 +94,7 @@ func run(n int, memoryLevels []int) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{cluster: c, client: client, n: n, binDir: filepath.Join(root, "bin")}
+	b := &bench{cluster: c, client: client, n: n, binDir: opts.BinDir}
 	if err := b.warmUp(ctx); err != nil {
 		return err
 	}
