@@ -112,9 +112,9 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 		r.log.Info("runtime plugin "+ev.Kind.String(), "reason", ev.Reason, "message", ev.Message)
 		for _, sn := range r.servedNodes() {
 			sn.node.Poke()
-			if ev.Kind == pluginhost.Started && sn.pods != nil {
+			if pc := r.podsOf(sn); ev.Kind == pluginhost.Started && pc != nil {
 				// A new process: list what runs and adopt it.
-				sn.pods.Resync()
+				pc.Resync()
 			}
 		}
 	}
@@ -181,6 +181,13 @@ func (r *runtimeNodes) stopAll() {
 	for _, sn := range r.servedNodes() {
 		r.stop(sn)
 	}
+}
+
+// podsOf is the node's pod controller, nil until the plugin runs.
+func (r *runtimeNodes) podsOf(sn *servedNode) podController {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return sn.pods
 }
 
 func (r *runtimeNodes) servedNodes() []*servedNode {
