@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -104,10 +105,11 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			recorder: func(node string) record.EventRecorder {
 				return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fedlet", Host: node})
 			},
-			registry: registry,
-			log:      log.With("plugin", rc.Name),
-			dns:      dnsSettings{servers: cfg.ClusterDNS, domain: cfg.ClusterDomain},
-			networks: networks,
+			registry:  registry,
+			log:       log.With("plugin", rc.Name),
+			dns:       dnsSettings{servers: cfg.ClusterDNS, domain: cfg.ClusterDomain},
+			volumeDir: filepath.Join(cfg.StateDir, "pods"),
+			networks:  networks,
 		}
 		wg.Go(func() { r.run(ctx, host) })
 	}

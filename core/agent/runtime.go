@@ -40,6 +40,7 @@ type runtimeNodes struct {
 	registry     *nodeRegistry
 	log          *slog.Logger
 	dns          dnsSettings
+	volumeDir    string                     // where pods' volumes are made
 	networks     map[string]*networkProcess // by name, as nodes[].network names them
 
 	mu       sync.Mutex
@@ -211,7 +212,7 @@ func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin 
 		}
 		return podproxy.New(podproxy.Config{Node: n.Name}, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
 	}
-	cfg := pod.Config{Node: n.Name, ClusterDNS: r.dns.servers, ClusterDomain: r.dns.domain, PodCIDR: n.PodCIDR}
+	cfg := pod.Config{Node: n.Name, ClusterDNS: r.dns.servers, ClusterDomain: r.dns.domain, PodCIDR: n.PodCIDR, VolumeDir: r.volumeDir}
 	if np := r.networks[n.Network]; np != nil {
 		// Pods wait for the network: none would start without it.
 		if cfg.Network = np.client(ctx); cfg.Network == nil {

@@ -21,9 +21,12 @@ type Agent struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	// Kubeconfig is the path of the kubeconfig the agent uses to reach the API server.
-	Kubeconfig string  `json:"kubeconfig"`
-	NodeAPI    NodeAPI `json:"nodeAPI"`
-	Plugins    Plugins `json:"plugins"`
+	Kubeconfig string `json:"kubeconfig"`
+	// StateDir holds what the agent makes on the node: the pods' volumes
+	// (Secrets, ConfigMaps, service-account tokens, emptyDirs) under pods/.
+	StateDir string  `json:"stateDir,omitempty"`
+	NodeAPI  NodeAPI `json:"nodeAPI"`
+	Plugins  Plugins `json:"plugins"`
 	// Runtimes are the runtime plugin processes; nodes that name the same runtime share its process.
 	Runtimes []Runtime `json:"runtimes"`
 	// Networks are the network plugin processes; nodes that name the same network share its process.
@@ -99,6 +102,9 @@ type Members struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
+// DefaultStateDir is the agent's StateDir when the config names none.
+const DefaultStateDir = "/var/lib/fedlet"
+
 // DefaultMembersNamespace is where `fedlet member add` keeps members.
 const DefaultMembersNamespace = "fedlet-system"
 
@@ -144,6 +150,9 @@ func Parse(data []byte) (*Agent, error) {
 func (c *Agent) setDefaults() {
 	if c.NodeAPI.Address == "" {
 		c.NodeAPI.Address = "0.0.0.0:10250"
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
 	}
 	if c.Members != nil && c.Members.Namespace == "" {
 		c.Members.Namespace = DefaultMembersNamespace

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -38,6 +39,9 @@ func (c *Agent) Validate() error {
 	}
 	if c.Kind != Kind {
 		add("kind", fmt.Sprintf("is %q", c.Kind), fmt.Sprintf("%q", Kind))
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		add("stateDir", fmt.Sprintf("%q is not an absolute path", c.StateDir), "a directory such as "+DefaultStateDir)
 	}
 	if c.Kubeconfig == "" {
 		add("kubeconfig", "is empty", "the path of a kubeconfig for the API server")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fedlet/fedlet/core/podstatus"
 	"github.com/fedlet/fedlet/core/probe"
+	"github.com/fedlet/fedlet/core/volume"
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	Network networkv1.NetworkClient
 	// PodCIDR is the node's pod address range when its Node has none.
 	PodCIDR string
+	// VolumeDir is where pods' volumes are made on the node, a directory
+	// per pod; empty for a node that makes none.
+	VolumeDir string
 }
 
 // Controller runs the pods of one node.
@@ -101,6 +105,10 @@ type Controller struct {
 
 	clusterDNS    []string
 	clusterDomain string
+	// volumeRoot holds the pods' volumes; tokens are their service-account
+	// tokens.
+	volumeRoot string
+	tokens     *volume.Tokens
 	// network attaches pod sandboxes; nil without a network plugin.
 	network *podNetwork
 }
@@ -133,6 +141,8 @@ func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClien
 		logMessages:   map[types.UID]map[string]string{},
 		clusterDNS:    cfg.ClusterDNS,
 		clusterDomain: cfg.ClusterDomain,
+		volumeRoot:    cfg.VolumeDir,
+		tokens:        volume.NewTokens(client),
 		network:       newPodNetwork(cfg.Network, cfg.PodCIDR),
 	}
 	if c.clusterDomain == "" {
@@ -294,6 +304,7 @@ func (c *Controller) forget(uid types.UID) {
 	c.state.remove(uid)
 	c.status.Forget(uid)
 	c.network.forget(uid)
+	c.removeVolumes(uid)
 }
 
 // nodeIP returns the node's InternalIP, asking the runtime until it answers.

@@ -6,13 +6,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/fedlet/fedlet/core/volume"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 // unsupported names the features of the pod this agent cannot honour yet,
 // so the pod waits with that reason instead of running without them.
 // Host ports need a network plugin (its portmap).
-func unsupported(pod *corev1.Pod, hasNetwork bool) string {
+func unsupported(pod *corev1.Pod, hasNetwork, makesVolumes bool) string {
 	var missing []string
 	for _, ctr := range pod.Spec.InitContainers {
 		if ctr.RestartPolicy != nil && *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways {
@@ -20,7 +21,7 @@ func unsupported(pod *corev1.Pod, hasNetwork bool) string {
 		}
 	}
 	for _, v := range pod.Spec.Volumes {
-		if !isServiceAccountVolume(v) {
+		if (!makesVolumes || !volume.Supported(v)) && !isServiceAccountVolume(v) {
 			missing = append(missing, fmt.Sprintf("volume %q", v.Name))
 		}
 	}
@@ -43,8 +44,8 @@ func unsupported(pod *corev1.Pod, hasNetwork bool) string {
 }
 
 // isServiceAccountVolume recognises the projected token volume the API
-// server adds to every pod. It is not mounted yet: such pods run without
-// API credentials rather than not at all.
+// server adds to every pod. A node that makes no volumes does not mount
+// it: such pods run without API credentials rather than not at all.
 func isServiceAccountVolume(v corev1.Volume) bool {
 	return v.Projected != nil && strings.HasPrefix(v.Name, "kube-api-access-")
 }

@@ -74,7 +74,7 @@ func TestUnsupportedNamesEachFeature(t *testing.T) {
 			},
 		}},
 	}}
-	msg := unsupported(pod, false)
+	msg := unsupported(pod, false, false)
 	for _, want := range []string{`sidecar init container "sidecar"`, `volume "data"`, `env X from a file in container "app"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q does not name %q", msg, want)
@@ -85,7 +85,13 @@ func TestUnsupportedNamesEachFeature(t *testing.T) {
 			t.Errorf("message %q names %s, which is supported", msg, supported)
 		}
 	}
-	if got := unsupported(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}, false); got != "" {
+	if got := unsupported(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}, false, false); got != "" {
 		t.Errorf("plain pod reported: %q", got)
+	}
+	// A node that makes volumes makes the emptyDir; a hostPath it refuses.
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
+	msg = unsupported(pod, false, true)
+	if strings.Contains(msg, `volume "data"`) || !strings.Contains(msg, `volume "host"`) {
+		t.Errorf("with volumes made: %q, want the hostPath named and the emptyDir not", msg)
 	}
 }

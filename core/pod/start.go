@@ -82,5 +82,12 @@ func (c *Controller) buildSpec(ctx context.Context, pod *corev1.Pod, ctr *corev1
 	if err != nil {
 		return nil, err
 	}
-	return containerSpec(pod, ctr, env)
+	spec, err := containerSpec(pod, ctr, env)
+	if err != nil || c.volumeRoot == "" {
+		return spec, err
+	}
+	if spec.Mounts, err = c.mounts(pod, ctr); err != nil {
+		return nil, err
+	}
+	return spec, nil
 }

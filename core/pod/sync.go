@@ -2,6 +2,7 @@ package pod
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,7 +51,7 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		}
 		return 0, nil
 	}
-	if msg := unsupported(pod, c.network != nil); msg != "" {
+	if msg := unsupported(pod, c.network != nil, c.volumeRoot != ""); msg != "" {
 		for _, ctr := range allContainers(pod) {
 			c.setWaiting(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
 		}
@@ -82,7 +83,21 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		c.report(pod)
 		return 0, err
 	}
+	var refresh time.Duration
+	if c.volumeRoot != "" {
+		var err error
+		if refresh, err = c.makeVolumes(ctx, pod); err != nil {
+			c.report(pod)
+			if errors.Is(err, errVolumeWaits) {
+				return 0, nil // the object's watch re-queues the pod
+			}
+			return 0, err
+		}
+	}
 	retry, err := c.syncContainers(ctx, pod, pulled)
+	if refresh > 0 && (retry == 0 || refresh < retry) {
+		retry = refresh // a token is due
+	}
 	if ctx.Err() != nil {
 		// Deleted meanwhile (the deletion re-queued it: the next sync
 		// terminates it), or the agent is stopping.

@@ -64,6 +64,7 @@ func (c *Cluster) agentConfig() (*config.Agent, error) {
 		APIVersion: config.APIVersion,
 		Kind:       config.Kind,
 		Kubeconfig: c.pki.kubeconfig("agent"),
+		StateDir:   filepath.Join(c.paths.DataDir, "fedlet", "agent"),
 		NodeAPI: config.NodeAPI{
 			// The API server comes to the node's InternalIP; tests and
 			// tools may come to loopback.

@@ -206,6 +206,9 @@ func (s *session) createContainer(ctx context.Context, req *runtimev1.StartConta
 	if mounts, err = s.withTerminationMount(mounts, req.GetPod().GetUid(), id, spec.GetTerminationMessagePath()); err != nil {
 		return nil, err
 	}
+	if mounts, err = withVolumeMounts(mounts, spec.GetMounts()); err != nil {
+		return nil, err
+	}
 	imageRef, err := digestRef(img)
 	if err != nil {
 		return nil, err

@@ -1406,8 +1406,13 @@ type ContainerSpec struct {
 	Resources *Resources `protobuf:"bytes,10,opt,name=resources,proto3" json:"resources,omitempty"`
 	// Who the container runs as and with which privileges; unset for the
 	// runtime's defaults (the image's user, the default capabilities).
-	Security      *SecurityContext `protobuf:"bytes,11,opt,name=security,proto3" json:"security,omitempty"`
-	StdinOnce     bool             `protobuf:"varint,12,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	Security  *SecurityContext `protobuf:"bytes,11,opt,name=security,proto3" json:"security,omitempty"`
+	StdinOnce bool             `protobuf:"varint,12,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	// Host directories and files bind-mounted into the container: the
+	// pod's volumes, which the agent makes on the node (Secrets, ConfigMaps,
+	// the service-account token, emptyDirs). Files the agent updates there
+	// (a refreshed token) show in the container.
+	Mounts        []*Mount `protobuf:"bytes,13,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1526,6 +1531,75 @@ func (x *ContainerSpec) GetStdinOnce() bool {
 	return false
 }
 
+func (x *ContainerSpec) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+type Mount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An absolute path on the node.
+	HostPath string `protobuf:"bytes,1,opt,name=host_path,json=hostPath,proto3" json:"host_path,omitempty"`
+	// An absolute path in the container.
+	ContainerPath string `protobuf:"bytes,2,opt,name=container_path,json=containerPath,proto3" json:"container_path,omitempty"`
+	ReadOnly      bool   `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mount) Reset() {
+	*x = Mount{}
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mount) ProtoMessage() {}
+
+func (x *Mount) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mount.ProtoReflect.Descriptor instead.
+func (*Mount) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Mount) GetHostPath() string {
+	if x != nil {
+		return x.HostPath
+	}
+	return ""
+}
+
+func (x *Mount) GetContainerPath() string {
+	if x != nil {
+		return x.ContainerPath
+	}
+	return ""
+}
+
+func (x *Mount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
 // Resources are a container's cgroup settings, computed by the agent from
 // its requests and limits as the kubelet does. Zero means not set.
 type Resources struct {
@@ -1547,7 +1621,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1633,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[22]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1646,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{22}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Resources) GetCpuShares() int64 {
@@ -1637,7 +1711,7 @@ type SecurityContext struct {
 
 func (x *SecurityContext) Reset() {
 	*x = SecurityContext{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1723,7 @@ func (x *SecurityContext) String() string {
 func (*SecurityContext) ProtoMessage() {}
 
 func (x *SecurityContext) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1736,7 @@ func (x *SecurityContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityContext.ProtoReflect.Descriptor instead.
 func (*SecurityContext) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{23}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SecurityContext) GetRunAsUser() int64 {
@@ -1741,7 +1815,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1827,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1840,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{24}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartContainerRequest) GetNode() string {
@@ -1821,7 +1895,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +1907,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[25]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +1920,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{25}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ContainerStatus) GetPod() *PodRef {
@@ -1952,7 +2026,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2038,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[26]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2051,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{26}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StopContainerRequest) GetNode() string {
@@ -2020,7 +2094,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2106,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[27]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2119,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{27}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RemoveContainerRequest) GetNode() string {
@@ -2084,7 +2158,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2170,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[28]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2183,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{28}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
 }
 
 type WatchContainersRequest struct {
@@ -2121,7 +2195,7 @@ type WatchContainersRequest struct {
 
 func (x *WatchContainersRequest) Reset() {
 	*x = WatchContainersRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2207,7 @@ func (x *WatchContainersRequest) String() string {
 func (*WatchContainersRequest) ProtoMessage() {}
 
 func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[29]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2220,7 @@ func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchContainersRequest.ProtoReflect.Descriptor instead.
 func (*WatchContainersRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{29}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchContainersRequest) GetNode() string {
@@ -2178,7 +2252,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2190,7 +2264,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[30]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2203,7 +2277,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{30}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ContainerLogsRequest) GetNode() string {
@@ -2278,7 +2352,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2364,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[31]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2377,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{31}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LogChunk) GetData() []byte {
@@ -2328,7 +2402,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2340,7 +2414,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2353,7 +2427,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{32}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecRequest) GetRequest() isExecRequest_Request {
@@ -2446,7 +2520,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2532,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2545,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{33}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecStart) GetNode() string {
@@ -2533,7 +2607,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2619,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[34]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2632,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{34}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -2589,7 +2663,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2675,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2688,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{35}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ExecResponse) GetResponse() isExecResponse_Response {
@@ -2689,7 +2763,7 @@ type AttachRequest struct {
 
 func (x *AttachRequest) Reset() {
 	*x = AttachRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2701,7 +2775,7 @@ func (x *AttachRequest) String() string {
 func (*AttachRequest) ProtoMessage() {}
 
 func (x *AttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2714,7 +2788,7 @@ func (x *AttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
 func (*AttachRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{36}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AttachRequest) GetRequest() isAttachRequest_Request {
@@ -2804,7 +2878,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2890,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2903,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{37}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AttachStart) GetNode() string {
@@ -2873,7 +2947,7 @@ type AttachResponse struct {
 
 func (x *AttachResponse) Reset() {
 	*x = AttachResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +2959,7 @@ func (x *AttachResponse) String() string {
 func (*AttachResponse) ProtoMessage() {}
 
 func (x *AttachResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +2972,7 @@ func (x *AttachResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
 func (*AttachResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{38}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AttachResponse) GetResponse() isAttachResponse_Response {
@@ -2956,7 +3030,7 @@ type PortForwardRequest struct {
 
 func (x *PortForwardRequest) Reset() {
 	*x = PortForwardRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3042,7 @@ func (x *PortForwardRequest) String() string {
 func (*PortForwardRequest) ProtoMessage() {}
 
 func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3055,7 @@ func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
 func (*PortForwardRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{39}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PortForwardRequest) GetRequest() isPortForwardRequest_Request {
@@ -3053,7 +3127,7 @@ type PortForwardStart struct {
 
 func (x *PortForwardStart) Reset() {
 	*x = PortForwardStart{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3139,7 @@ func (x *PortForwardStart) String() string {
 func (*PortForwardStart) ProtoMessage() {}
 
 func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3152,7 @@ func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardStart.ProtoReflect.Descriptor instead.
 func (*PortForwardStart) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{40}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PortForwardStart) GetNode() string {
@@ -3111,7 +3185,7 @@ type PortForwardResponse struct {
 
 func (x *PortForwardResponse) Reset() {
 	*x = PortForwardResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3197,7 @@ func (x *PortForwardResponse) String() string {
 func (*PortForwardResponse) ProtoMessage() {}
 
 func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[41]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3210,7 @@ func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardResponse.ProtoReflect.Descriptor instead.
 func (*PortForwardResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{41}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PortForwardResponse) GetData() []byte {
@@ -3163,7 +3237,7 @@ type CreatePodRequest struct {
 
 func (x *CreatePodRequest) Reset() {
 	*x = CreatePodRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3249,7 @@ func (x *CreatePodRequest) String() string {
 func (*CreatePodRequest) ProtoMessage() {}
 
 func (x *CreatePodRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[42]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3262,7 @@ func (x *CreatePodRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePodRequest.ProtoReflect.Descriptor instead.
 func (*CreatePodRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{42}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreatePodRequest) GetNode() string {
@@ -3230,7 +3304,7 @@ type DeletePodRequest struct {
 
 func (x *DeletePodRequest) Reset() {
 	*x = DeletePodRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3242,7 +3316,7 @@ func (x *DeletePodRequest) String() string {
 func (*DeletePodRequest) ProtoMessage() {}
 
 func (x *DeletePodRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[43]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3255,7 +3329,7 @@ func (x *DeletePodRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePodRequest.ProtoReflect.Descriptor instead.
 func (*DeletePodRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{43}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeletePodRequest) GetNode() string {
@@ -3287,7 +3361,7 @@ type DeletePodResponse struct {
 
 func (x *DeletePodResponse) Reset() {
 	*x = DeletePodResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3373,7 @@ func (x *DeletePodResponse) String() string {
 func (*DeletePodResponse) ProtoMessage() {}
 
 func (x *DeletePodResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[44]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3386,7 @@ func (x *DeletePodResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePodResponse.ProtoReflect.Descriptor instead.
 func (*DeletePodResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{44}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{45}
 }
 
 type ListPodsRequest struct {
@@ -3324,7 +3398,7 @@ type ListPodsRequest struct {
 
 func (x *ListPodsRequest) Reset() {
 	*x = ListPodsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3336,7 +3410,7 @@ func (x *ListPodsRequest) String() string {
 func (*ListPodsRequest) ProtoMessage() {}
 
 func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[45]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3349,7 +3423,7 @@ func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsRequest.ProtoReflect.Descriptor instead.
 func (*ListPodsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{45}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListPodsRequest) GetNode() string {
@@ -3368,7 +3442,7 @@ type ListPodsResponse struct {
 
 func (x *ListPodsResponse) Reset() {
 	*x = ListPodsResponse{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3454,7 @@ func (x *ListPodsResponse) String() string {
 func (*ListPodsResponse) ProtoMessage() {}
 
 func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[46]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3467,7 @@ func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsResponse.ProtoReflect.Descriptor instead.
 func (*ListPodsResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{46}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListPodsResponse) GetPods() []*PodStatus {
@@ -3412,7 +3486,7 @@ type WatchPodsRequest struct {
 
 func (x *WatchPodsRequest) Reset() {
 	*x = WatchPodsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3424,7 +3498,7 @@ func (x *WatchPodsRequest) String() string {
 func (*WatchPodsRequest) ProtoMessage() {}
 
 func (x *WatchPodsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[47]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3437,7 +3511,7 @@ func (x *WatchPodsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPodsRequest.ProtoReflect.Descriptor instead.
 func (*WatchPodsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{47}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WatchPodsRequest) GetNode() string {
@@ -3463,7 +3537,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[48]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3549,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[48]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3562,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{48}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PodStatus) GetPod() *PodRef {
@@ -3521,7 +3595,7 @@ type WatchPodEventsRequest struct {
 
 func (x *WatchPodEventsRequest) Reset() {
 	*x = WatchPodEventsRequest{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[49]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +3607,7 @@ func (x *WatchPodEventsRequest) String() string {
 func (*WatchPodEventsRequest) ProtoMessage() {}
 
 func (x *WatchPodEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[49]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +3620,7 @@ func (x *WatchPodEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPodEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchPodEventsRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{49}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WatchPodEventsRequest) GetNode() string {
@@ -3576,7 +3650,7 @@ type PodEvent struct {
 
 func (x *PodEvent) Reset() {
 	*x = PodEvent{}
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[50]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3662,7 @@ func (x *PodEvent) String() string {
 func (*PodEvent) ProtoMessage() {}
 
 func (x *PodEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[50]
+	mi := &file_plugins_proto_runtime_v1_runtime_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3675,7 @@ func (x *PodEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodEvent.ProtoReflect.Descriptor instead.
 func (*PodEvent) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{50}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PodEvent) GetPod() *PodRef {
@@ -3744,7 +3818,7 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"containers\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xb4\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xe6\x03\n" +
 	"\rContainerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -3760,7 +3834,12 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	" \x01(\v2\x1c.fedlet.runtime.v1.ResourcesR\tresources\x12>\n" +
 	"\bsecurity\x18\v \x01(\v2\".fedlet.runtime.v1.SecurityContextR\bsecurity\x12\x1d\n" +
 	"\n" +
-	"stdin_once\x18\f \x01(\bR\tstdinOnce\"\x94\x01\n" +
+	"stdin_once\x18\f \x01(\bR\tstdinOnce\x120\n" +
+	"\x06mounts\x18\r \x03(\v2\x18.fedlet.runtime.v1.MountR\x06mounts\"h\n" +
+	"\x05Mount\x12\x1b\n" +
+	"\thost_path\x18\x01 \x01(\tR\bhostPath\x12%\n" +
+	"\x0econtainer_path\x18\x02 \x01(\tR\rcontainerPath\x12\x1b\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\x94\x01\n" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_shares\x18\x01 \x01(\x03R\tcpuShares\x12\x1b\n" +
@@ -3961,7 +4040,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(Capability)(0),                 // 0: fedlet.runtime.v1.Capability
 	(ContainerState)(0),             // 1: fedlet.runtime.v1.ContainerState
@@ -3987,46 +4066,47 @@ var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(*SandboxStatus)(nil),           // 21: fedlet.runtime.v1.SandboxStatus
 	(*KeyValue)(nil),                // 22: fedlet.runtime.v1.KeyValue
 	(*ContainerSpec)(nil),           // 23: fedlet.runtime.v1.ContainerSpec
-	(*Resources)(nil),               // 24: fedlet.runtime.v1.Resources
-	(*SecurityContext)(nil),         // 25: fedlet.runtime.v1.SecurityContext
-	(*StartContainerRequest)(nil),   // 26: fedlet.runtime.v1.StartContainerRequest
-	(*ContainerStatus)(nil),         // 27: fedlet.runtime.v1.ContainerStatus
-	(*StopContainerRequest)(nil),    // 28: fedlet.runtime.v1.StopContainerRequest
-	(*RemoveContainerRequest)(nil),  // 29: fedlet.runtime.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 30: fedlet.runtime.v1.RemoveContainerResponse
-	(*WatchContainersRequest)(nil),  // 31: fedlet.runtime.v1.WatchContainersRequest
-	(*ContainerLogsRequest)(nil),    // 32: fedlet.runtime.v1.ContainerLogsRequest
-	(*LogChunk)(nil),                // 33: fedlet.runtime.v1.LogChunk
-	(*ExecRequest)(nil),             // 34: fedlet.runtime.v1.ExecRequest
-	(*ExecStart)(nil),               // 35: fedlet.runtime.v1.ExecStart
-	(*TerminalSize)(nil),            // 36: fedlet.runtime.v1.TerminalSize
-	(*ExecResponse)(nil),            // 37: fedlet.runtime.v1.ExecResponse
-	(*AttachRequest)(nil),           // 38: fedlet.runtime.v1.AttachRequest
-	(*AttachStart)(nil),             // 39: fedlet.runtime.v1.AttachStart
-	(*AttachResponse)(nil),          // 40: fedlet.runtime.v1.AttachResponse
-	(*PortForwardRequest)(nil),      // 41: fedlet.runtime.v1.PortForwardRequest
-	(*PortForwardStart)(nil),        // 42: fedlet.runtime.v1.PortForwardStart
-	(*PortForwardResponse)(nil),     // 43: fedlet.runtime.v1.PortForwardResponse
-	(*CreatePodRequest)(nil),        // 44: fedlet.runtime.v1.CreatePodRequest
-	(*DeletePodRequest)(nil),        // 45: fedlet.runtime.v1.DeletePodRequest
-	(*DeletePodResponse)(nil),       // 46: fedlet.runtime.v1.DeletePodResponse
-	(*ListPodsRequest)(nil),         // 47: fedlet.runtime.v1.ListPodsRequest
-	(*ListPodsResponse)(nil),        // 48: fedlet.runtime.v1.ListPodsResponse
-	(*WatchPodsRequest)(nil),        // 49: fedlet.runtime.v1.WatchPodsRequest
-	(*PodStatus)(nil),               // 50: fedlet.runtime.v1.PodStatus
-	(*WatchPodEventsRequest)(nil),   // 51: fedlet.runtime.v1.WatchPodEventsRequest
-	(*PodEvent)(nil),                // 52: fedlet.runtime.v1.PodEvent
-	nil,                             // 53: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
-	nil,                             // 54: fedlet.runtime.v1.NodeSettings.DataEntry
-	nil,                             // 55: fedlet.runtime.v1.Node.CapacityEntry
-	nil,                             // 56: fedlet.runtime.v1.Node.AllocatableEntry
+	(*Mount)(nil),                   // 24: fedlet.runtime.v1.Mount
+	(*Resources)(nil),               // 25: fedlet.runtime.v1.Resources
+	(*SecurityContext)(nil),         // 26: fedlet.runtime.v1.SecurityContext
+	(*StartContainerRequest)(nil),   // 27: fedlet.runtime.v1.StartContainerRequest
+	(*ContainerStatus)(nil),         // 28: fedlet.runtime.v1.ContainerStatus
+	(*StopContainerRequest)(nil),    // 29: fedlet.runtime.v1.StopContainerRequest
+	(*RemoveContainerRequest)(nil),  // 30: fedlet.runtime.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 31: fedlet.runtime.v1.RemoveContainerResponse
+	(*WatchContainersRequest)(nil),  // 32: fedlet.runtime.v1.WatchContainersRequest
+	(*ContainerLogsRequest)(nil),    // 33: fedlet.runtime.v1.ContainerLogsRequest
+	(*LogChunk)(nil),                // 34: fedlet.runtime.v1.LogChunk
+	(*ExecRequest)(nil),             // 35: fedlet.runtime.v1.ExecRequest
+	(*ExecStart)(nil),               // 36: fedlet.runtime.v1.ExecStart
+	(*TerminalSize)(nil),            // 37: fedlet.runtime.v1.TerminalSize
+	(*ExecResponse)(nil),            // 38: fedlet.runtime.v1.ExecResponse
+	(*AttachRequest)(nil),           // 39: fedlet.runtime.v1.AttachRequest
+	(*AttachStart)(nil),             // 40: fedlet.runtime.v1.AttachStart
+	(*AttachResponse)(nil),          // 41: fedlet.runtime.v1.AttachResponse
+	(*PortForwardRequest)(nil),      // 42: fedlet.runtime.v1.PortForwardRequest
+	(*PortForwardStart)(nil),        // 43: fedlet.runtime.v1.PortForwardStart
+	(*PortForwardResponse)(nil),     // 44: fedlet.runtime.v1.PortForwardResponse
+	(*CreatePodRequest)(nil),        // 45: fedlet.runtime.v1.CreatePodRequest
+	(*DeletePodRequest)(nil),        // 46: fedlet.runtime.v1.DeletePodRequest
+	(*DeletePodResponse)(nil),       // 47: fedlet.runtime.v1.DeletePodResponse
+	(*ListPodsRequest)(nil),         // 48: fedlet.runtime.v1.ListPodsRequest
+	(*ListPodsResponse)(nil),        // 49: fedlet.runtime.v1.ListPodsResponse
+	(*WatchPodsRequest)(nil),        // 50: fedlet.runtime.v1.WatchPodsRequest
+	(*PodStatus)(nil),               // 51: fedlet.runtime.v1.PodStatus
+	(*WatchPodEventsRequest)(nil),   // 52: fedlet.runtime.v1.WatchPodEventsRequest
+	(*PodEvent)(nil),                // 53: fedlet.runtime.v1.PodEvent
+	nil,                             // 54: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	nil,                             // 55: fedlet.runtime.v1.NodeSettings.DataEntry
+	nil,                             // 56: fedlet.runtime.v1.Node.CapacityEntry
+	nil,                             // 57: fedlet.runtime.v1.Node.AllocatableEntry
 }
 var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	0,  // 0: fedlet.runtime.v1.DescribeResponse.capabilities:type_name -> fedlet.runtime.v1.Capability
-	53, // 1: fedlet.runtime.v1.ConfigureRequest.node_settings:type_name -> fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
-	54, // 2: fedlet.runtime.v1.NodeSettings.data:type_name -> fedlet.runtime.v1.NodeSettings.DataEntry
-	55, // 3: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
-	56, // 4: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
+	54, // 1: fedlet.runtime.v1.ConfigureRequest.node_settings:type_name -> fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	55, // 2: fedlet.runtime.v1.NodeSettings.data:type_name -> fedlet.runtime.v1.NodeSettings.DataEntry
+	56, // 3: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
+	57, // 4: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
 	9,  // 5: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
 	11, // 6: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
 	10, // 7: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
@@ -4034,70 +4114,71 @@ var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	10, // 9: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
 	21, // 10: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
 	16, // 11: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
-	27, // 12: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
+	28, // 12: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
 	22, // 13: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
-	24, // 14: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
-	25, // 15: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
-	10, // 16: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	23, // 17: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
-	10, // 18: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	1,  // 19: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
-	35, // 20: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
-	36, // 21: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	36, // 22: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
-	39, // 23: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
-	36, // 24: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	42, // 25: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
-	10, // 26: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	50, // 27: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
-	10, // 28: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	10, // 29: fedlet.runtime.v1.PodEvent.pod:type_name -> fedlet.runtime.v1.PodRef
-	5,  // 30: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry.value:type_name -> fedlet.runtime.v1.NodeSettings
-	2,  // 31: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
-	4,  // 32: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
-	7,  // 33: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
-	12, // 34: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
-	14, // 35: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
-	17, // 36: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
-	19, // 37: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
-	26, // 38: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
-	28, // 39: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
-	29, // 40: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
-	31, // 41: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
-	32, // 42: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
-	34, // 43: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
-	38, // 44: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
-	41, // 45: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
-	44, // 46: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
-	45, // 47: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
-	47, // 48: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
-	49, // 49: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
-	51, // 50: fedlet.runtime.v1.Runtime.WatchPodEvents:input_type -> fedlet.runtime.v1.WatchPodEventsRequest
-	3,  // 51: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
-	6,  // 52: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
-	8,  // 53: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
-	13, // 54: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
-	16, // 55: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
-	18, // 56: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
-	20, // 57: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
-	27, // 58: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	27, // 59: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	30, // 60: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
-	27, // 61: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
-	33, // 62: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
-	37, // 63: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
-	40, // 64: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
-	43, // 65: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
-	50, // 66: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
-	46, // 67: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
-	48, // 68: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
-	50, // 69: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
-	52, // 70: fedlet.runtime.v1.Runtime.WatchPodEvents:output_type -> fedlet.runtime.v1.PodEvent
-	51, // [51:71] is the sub-list for method output_type
-	31, // [31:51] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	25, // 14: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
+	26, // 15: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
+	24, // 16: fedlet.runtime.v1.ContainerSpec.mounts:type_name -> fedlet.runtime.v1.Mount
+	10, // 17: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	23, // 18: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
+	10, // 19: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	1,  // 20: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
+	36, // 21: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
+	37, // 22: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	37, // 23: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
+	40, // 24: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
+	37, // 25: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	43, // 26: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
+	10, // 27: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	51, // 28: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
+	10, // 29: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	10, // 30: fedlet.runtime.v1.PodEvent.pod:type_name -> fedlet.runtime.v1.PodRef
+	5,  // 31: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry.value:type_name -> fedlet.runtime.v1.NodeSettings
+	2,  // 32: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
+	4,  // 33: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
+	7,  // 34: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
+	12, // 35: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
+	14, // 36: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
+	17, // 37: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
+	19, // 38: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
+	27, // 39: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
+	29, // 40: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
+	30, // 41: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
+	32, // 42: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
+	33, // 43: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
+	35, // 44: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
+	39, // 45: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
+	42, // 46: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
+	45, // 47: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
+	46, // 48: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
+	48, // 49: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
+	50, // 50: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
+	52, // 51: fedlet.runtime.v1.Runtime.WatchPodEvents:input_type -> fedlet.runtime.v1.WatchPodEventsRequest
+	3,  // 52: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
+	6,  // 53: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
+	8,  // 54: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
+	13, // 55: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
+	16, // 56: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
+	18, // 57: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
+	20, // 58: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
+	28, // 59: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	28, // 60: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	31, // 61: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
+	28, // 62: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
+	34, // 63: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
+	38, // 64: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
+	41, // 65: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
+	44, // 66: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
+	51, // 67: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
+	47, // 68: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
+	49, // 69: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
+	51, // 70: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
+	53, // 71: fedlet.runtime.v1.Runtime.WatchPodEvents:output_type -> fedlet.runtime.v1.PodEvent
+	52, // [52:72] is the sub-list for method output_type
+	32, // [32:52] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_runtime_v1_runtime_proto_init() }
@@ -4105,29 +4186,29 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 	if File_plugins_proto_runtime_v1_runtime_proto != nil {
 		return
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[23].OneofWrappers = []any{}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[32].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[24].OneofWrappers = []any{}
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[33].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinDone)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[35].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[36].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[37].OneofWrappers = []any{
 		(*AttachRequest_Start)(nil),
 		(*AttachRequest_Stdin)(nil),
 		(*AttachRequest_StdinDone)(nil),
 		(*AttachRequest_Resize)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[38].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39].OneofWrappers = []any{
 		(*AttachResponse_Stdout)(nil),
 		(*AttachResponse_Stderr)(nil),
 	}
-	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[39].OneofWrappers = []any{
+	file_plugins_proto_runtime_v1_runtime_proto_msgTypes[40].OneofWrappers = []any{
 		(*PortForwardRequest_Start)(nil),
 		(*PortForwardRequest_Data)(nil),
 		(*PortForwardRequest_DataDone)(nil),
@@ -4138,7 +4219,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_runtime_v1_runtime_proto_rawDesc), len(file_plugins_proto_runtime_v1_runtime_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   55,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

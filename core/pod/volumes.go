@@ -1,0 +1,121 @@
+package pod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/fedlet/fedlet/core/volume"
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+// reasonFailedMount is the kubelet's event reason of a volume it cannot make.
+const reasonFailedMount = "FailedMount"
+
+// podDir is where the pod's volumes are made on the node.
+func (c *Controller) podDir(uid types.UID) string {
+	return filepath.Join(c.volumeRoot, string(uid))
+}
+
+func (c *Controller) volumeDir(uid types.UID, name string) string {
+	return filepath.Join(c.podDir(uid), "volumes", name)
+}
+
+// makeVolumes makes (or brings up to date) the pod's volumes on the node
+// and returns how soon one needs a refresh (a token), 0 for never. A
+// volume waiting for an object makes the pod's containers wait, with a
+// FailedMount event.
+func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+	var refresh time.Time
+	for _, v := range pod.Spec.Volumes {
+		payload, at, err := volume.Build(ctx, pod, v, objectsOf{c.objects}, c.tokens)
+		if err == nil {
+			dir := c.volumeDir(pod.UID, v.Name)
+			if v.EmptyDir != nil {
+				err = os.MkdirAll(dir, 0o777)
+			} else {
+				err = volume.Write(dir, payload)
+			}
+		}
+		var missing *volume.MissingError
+		if errors.As(err, &missing) {
+			c.events.Event(pod, corev1.EventTypeWarning, reasonFailedMount, missing.Error())
+			for _, ctr := range allContainers(pod) {
+				c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", missing.Error()})
+			}
+			return 0, errVolumeWaits
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !at.IsZero() && (refresh.IsZero() || at.Before(refresh)) {
+			refresh = at
+		}
+	}
+	if refresh.IsZero() {
+		return 0, nil
+	}
+	return max(time.Until(refresh), time.Second), nil
+}
+
+// errVolumeWaits: a volume waits for an object; its watch re-queues the pod.
+var errVolumeWaits = errors.New("a volume waits for an object")
+
+// removeVolumes removes what makeVolumes made for the pod.
+func (c *Controller) removeVolumes(uid types.UID) {
+	if c.volumeRoot == "" {
+		return
+	}
+	if err := os.RemoveAll(c.podDir(uid)); err != nil {
+		c.log.Warn("remove the pod's volumes", "uid", uid, "err", err)
+	}
+	c.tokens.Forget(uid)
+}
+
+// mounts are the container's volume mounts, on the directories
+// makeVolumes made.
+func (c *Controller) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev1.Mount, error) {
+	byName := map[string]corev1.Volume{}
+	for _, v := range pod.Spec.Volumes {
+		byName[v.Name] = v
+	}
+	var out []*runtimev1.Mount
+	for _, vm := range ctr.VolumeMounts {
+		v, ok := byName[vm.Name]
+		if !ok {
+			return nil, fmt.Errorf("volumeMount %q: the pod has no such volume", vm.Name)
+		}
+		host := c.volumeDir(pod.UID, vm.Name)
+		if vm.SubPath != "" {
+			if filepath.IsAbs(vm.SubPath) || strings.Contains("/"+vm.SubPath+"/", "/../") {
+				return nil, fmt.Errorf("volumeMount %q: subPath %q must be relative and stay in the volume", vm.Name, vm.SubPath)
+			}
+			host = filepath.Join(host, vm.SubPath)
+			if v.EmptyDir != nil {
+				if err := os.MkdirAll(host, 0o777); err != nil {
+					return nil, fmt.Errorf("volumeMount %q: %w", vm.Name, err)
+				}
+			}
+		}
+		out = append(out, &runtimev1.Mount{HostPath: host, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly || volume.ReadOnly(v)})
+	}
+	return out, nil
+}
+
+// objectsOf reads volumes' objects as the containers' environments do.
+type objectsOf struct{ o *podObjects }
+
+func (o objectsOf) ConfigMap(ctx context.Context, pod *corev1.Pod, name string) (*corev1.ConfigMap, error) {
+	return o.o.configMap(ctx, pod, name)
+}
+
+func (o objectsOf) Secret(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Secret, error) {
+	return o.o.secret(ctx, pod, name)
+}
