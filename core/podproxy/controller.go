@@ -24,6 +24,7 @@ import (
 
 	"github.com/fedlet/fedlet/core/pod"
 	"github.com/fedlet/fedlet/core/podstatus"
+	"github.com/fedlet/fedlet/core/volume"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -76,6 +77,8 @@ type Controller struct {
 
 	// reach is whether the backend can be observed; guarded by mu.
 	reach reachability
+	// tokens are the pods' service-account tokens, handed over as Secrets.
+	tokens *volume.Tokens
 
 	nodeIPMu   sync.Mutex
 	nodeIP     string
@@ -108,6 +111,7 @@ func New(cfg Config, client kubernetes.Interface, backend runtimev1.RuntimeClien
 		lost:     map[types.UID]bool{},
 		reported: map[types.UID]*corev1.PodStatus{},
 		reach:    reachability{reachable: true},
+		tokens:   volume.NewTokens(client),
 	}
 	c.objects = pod.NewObjects(client, c.queue.Add, c.log)
 	_ = c.informer.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
@@ -210,6 +214,7 @@ func (c *Controller) forget(uid types.UID) {
 	c.objects.Release(uid)
 	c.state.remove(uid)
 	c.status.Forget(uid)
+	c.tokens.Forget(uid)
 }
 
 // nodeAddress is the virtual node's InternalIP as the backend reports it

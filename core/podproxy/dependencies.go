@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -153,6 +154,14 @@ func (c *Controller) readDependencies(ctx context.Context, pod *corev1.Pod) (*de
 		if s != nil {
 			deps.secrets = append(deps.secrets, s)
 		}
+	}
+	tokens, refresh, err := c.tokenSecrets(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	deps.secrets = append(deps.secrets, tokens...)
+	if !refresh.IsZero() {
+		c.queue.AddAfter(pod.UID, max(time.Until(refresh), time.Second))
 	}
 	return deps, nil
 }

@@ -96,7 +96,13 @@ func (m *member) createPod(ctx context.Context, hub *corev1.Pod, cms []*corev1.C
 		}
 	}
 
-	want := reflectPod(hub, m.origin, m.cfg.Node, ns)
+	tokenSecrets := map[string]string{}
+	for _, s := range secrets {
+		if v := s.Annotations[AnnotationProjectedVolume]; v != "" {
+			tokenSecrets[v] = s.Name
+		}
+	}
+	want := reflectPod(hub, m.origin, m.cfg.Node, ns, tokenSecrets)
 	api := m.client.CoreV1().Pods(ns)
 	// The cache spares the member a request when the pod is there already;
 	// anything else is decided on the member's own answer.

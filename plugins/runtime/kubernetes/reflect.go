@@ -3,26 +3,28 @@ package kubernetes
 import (
 	"maps"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// serviceAccountVolumePrefix names the token volume the hub's
-// ServiceAccount admission adds to a pod (kube-api-access-xxxxx).
-const serviceAccountVolumePrefix = "kube-api-access-"
+// AnnotationProjectedVolume marks a Secret the agent hands over with a
+// pod: it holds the files of the pod's projected volume the value names
+// (the hub's service-account token for the pod, the hub's CA, the
+// namespace).
+const AnnotationProjectedVolume = "fedlet.io/projected-volume"
 
 // reflectPod is the member pod that runs hub, a pod bound to the virtual
 // node node: the same name, in namespace, with the origin labels beside the
 // hub's labels and the hub's annotations. What only means something in the
 // hub is taken out: the node binding and whatever selects or tolerates the
 // virtual node, the owners (the member's garbage collector would delete a
-// pod whose owner it cannot find), the hub's service-account token, and
-// the fields the member's admission computes itself (priority, overhead).
-// The hub's service account does not exist in the member: the pod runs
-// there without API credentials.
-func reflectPod(hub *corev1.Pod, origin, node, namespace string) *corev1.Pod {
+// pod whose owner it cannot find), and the fields the member's admission
+// computes itself (priority, overhead). The hub's service account does not
+// exist in the member: its token volume becomes a Secret volume of the
+// Secret the agent handed over for it (tokenSecrets, by volume name), so
+// the pod keeps its hub identity; without one it is dropped.
+func reflectPod(hub *corev1.Pod, origin, node, namespace string, tokenSecrets map[string]string) *corev1.Pod {
 	labels := maps.Clone(hub.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -55,7 +57,7 @@ func reflectPod(hub *corev1.Pod, origin, node, namespace string) *corev1.Pod {
 	spec.AutomountServiceAccountToken = &noToken
 	spec.ServiceAccountName = ""
 	spec.DeprecatedServiceAccount = ""
-	dropServiceAccountVolumes(spec)
+	replaceServiceAccountVolumes(spec, tokenSecrets)
 	// Ephemeral containers are added through their own subresource, never
 	// at creation.
 	spec.EphemeralContainers = nil
@@ -174,23 +176,25 @@ func empty(t corev1.NodeSelectorTerm) bool {
 	return len(t.MatchExpressions) == 0 && len(t.MatchFields) == 0
 }
 
-// dropServiceAccountVolumes removes the hub's service-account token volume
-// and its mounts: its token is the hub's, for a service account the member
-// does not have.
-func dropServiceAccountVolumes(spec *corev1.PodSpec) {
+// replaceServiceAccountVolumes makes each of the hub's service-account
+// token volumes a Secret volume of the Secret the agent handed over for it,
+// and removes, with its mounts, one without: a projection of a token the
+// member cannot make.
+func replaceServiceAccountVolumes(spec *corev1.PodSpec, tokenSecrets map[string]string) {
 	dropped := map[string]bool{}
-	spec.Volumes = slices.DeleteFunc(spec.Volumes, func(v corev1.Volume) bool {
-		if !strings.HasPrefix(v.Name, serviceAccountVolumePrefix) || v.Projected == nil {
-			return false
+	kept := spec.Volumes[:0]
+	for _, v := range spec.Volumes {
+		switch {
+		case v.Projected == nil || !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil }):
+			kept = append(kept, v)
+		case tokenSecrets[v.Name] != "":
+			v.VolumeSource = corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tokenSecrets[v.Name], DefaultMode: v.Projected.DefaultMode}}
+			kept = append(kept, v)
+		default:
+			dropped[v.Name] = true
 		}
-		for _, s := range v.Projected.Sources {
-			if s.ServiceAccountToken != nil {
-				dropped[v.Name] = true
-				return true
-			}
-		}
-		return false
-	})
+	}
+	spec.Volumes = kept
 	if len(dropped) == 0 {
 		return
 	}

@@ -158,7 +158,7 @@ func hubPod() *corev1.Pod {
 func TestReflectPod(t *testing.T) {
 	hub := hubPod()
 	before := hub.DeepCopy()
-	got := reflectPod(hub, "hub", "member-1", "mapped")
+	got := reflectPod(hub, "hub", "member-1", "mapped", nil)
 
 	if !equalPods(hub, before) {
 		t.Error("reflectPod changed the hub pod")
@@ -211,6 +211,17 @@ func TestReflectPod(t *testing.T) {
 	if s.Priority != nil || s.ReadinessGates != nil {
 		t.Errorf("priority %v readiness gates %v kept", s.Priority, s.ReadinessGates)
 	}
+
+	// With the Secret the agent made of the token volume, the volume stays,
+	// as a Secret volume of it, mounted where it was.
+	withToken := reflectPod(hub, "hub", "member-1", "mapped", map[string]string{"kube-api-access-abcde": "fedlet-sa-0123"})
+	vols := withToken.Spec.Volumes
+	if len(vols) != 2 || vols[0].Name != "kube-api-access-abcde" || vols[0].Secret == nil || vols[0].Secret.SecretName != "fedlet-sa-0123" || vols[0].Projected != nil {
+		t.Errorf("volumes with the token's Secret: %+v", vols)
+	}
+	if m := withToken.Spec.Containers[0].VolumeMounts; len(m) != 2 || m[0].MountPath != "/var/run/secrets/kubernetes.io/serviceaccount" {
+		t.Errorf("mounts with the token's Secret: %v", m)
+	}
 	if got.Status.Phase != "" || got.Status.PodIP != "" {
 		t.Errorf("status kept: %+v", got.Status)
 	}
@@ -222,7 +233,7 @@ func TestReflectPodDropsAffinityMetByTheVirtualNodeAlone(t *testing.T) {
 		{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"b"}}}},
 		{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: labelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"member-1"}}}},
 	}
-	got := reflectPod(hub, "hub", "member-1", "shop")
+	got := reflectPod(hub, "hub", "member-1", "shop", nil)
 	if got.Spec.Affinity != nil {
 		t.Errorf("affinity %+v: a term that selected the virtual node alone is met, so nothing is required", got.Spec.Affinity)
 	}
@@ -232,7 +243,7 @@ func TestOriginLabelsOfLongNames(t *testing.T) {
 	name := strings.Repeat("a", 100)
 	hub := hubPod()
 	hub.Name = name
-	got := reflectPod(hub, "hub", "member-1", "shop")
+	got := reflectPod(hub, "hub", "member-1", "shop", nil)
 	if _, ok := got.Labels[LabelOriginName]; ok {
 		t.Error("a name longer than a label value is in a label")
 	}

@@ -3228,7 +3228,11 @@ type CreatePodRequest struct {
 	PodObject []byte `protobuf:"bytes,2,opt,name=pod_object,json=podObject,proto3" json:"pod_object,omitempty"`
 	// The ConfigMaps and Secrets the pod refers to (env, envFrom, volumes),
 	// each encoded as Kubernetes protobuf, that the backend must have before
-	// the pod. A backend that cannot honour one fails with the reason.
+	// the pod. A backend that cannot honour one fails with the reason. A
+	// Secret annotated fedlet.io/projected-volume=NAME is the agent's: it
+	// holds the files of the pod's projected volume NAME (its
+	// service-account token, requested for the pod, the CA, the namespace),
+	// which the backend mounts in that volume's place.
 	ConfigMaps    [][]byte `protobuf:"bytes,3,rep,name=config_maps,json=configMaps,proto3" json:"config_maps,omitempty"`
 	Secrets       [][]byte `protobuf:"bytes,4,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
