@@ -69,6 +69,8 @@ type Controller struct {
 	log     *slog.Logger
 
 	informer cache.SharedIndexInformer
+	// services are the cluster's Services, for containers' environments.
+	services cache.SharedIndexInformer
 	queue    workqueue.TypedRateLimitingInterface[types.UID]
 	state    *runtimeState
 	// objects are the ConfigMaps and Secrets the pods' environments read.
@@ -123,13 +125,15 @@ func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClien
 		}),
 		informers.WithTransform(DropManagedFields))
 	c := &Controller{
-		node:          cfg.Node,
-		client:        client,
-		runtime:       runtime,
-		status:        status,
-		events:        events,
-		log:           log.With("node", cfg.Node),
-		informer:      factory.Core().V1().Pods().Informer(),
+		node:     cfg.Node,
+		client:   client,
+		runtime:  runtime,
+		status:   status,
+		events:   events,
+		log:      log.With("node", cfg.Node),
+		informer: factory.Core().V1().Pods().Informer(),
+		services: informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(DropManagedFields)).
+			Core().V1().Services().Informer(),
 		queue:         workqueue.NewTypedRateLimitingQueueWithConfig(podRetries(), workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods-" + cfg.Node}),
 		state:         newRuntimeState(),
 		relist:        make(chan struct{}, 1),
@@ -175,9 +179,11 @@ func (c *Controller) Resync() {
 func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.informer.Run(ctx.Done()) })
+	wg.Go(func() { c.services.RunWithContext(ctx) })
 	wg.Go(func() { c.objects.run(ctx) })
 	wg.Go(func() { c.probes.Run(ctx) })
-	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
+	// Containers get the Services' variables: none starts before they are known.
+	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced, c.services.HasSynced) {
 		wg.Wait()
 		return
 	}
@@ -234,6 +240,19 @@ func (c *Controller) podByUID(uid types.UID) *corev1.Pod {
 		return nil
 	}
 	return objs[0].(*corev1.Pod)
+}
+
+// servicesIn lists the Services of namespace.
+func (c *Controller) servicesIn(namespace string) []*corev1.Service {
+	objs, err := c.services.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+	if err != nil {
+		return nil
+	}
+	out := make([]*corev1.Service, 0, len(objs))
+	for _, obj := range objs {
+		out = append(out, obj.(*corev1.Service))
+	}
+	return out
 }
 
 // PodByName returns the pod of this node with that namespace and name.

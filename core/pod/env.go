@@ -27,6 +27,8 @@ type envSource interface {
 	podIPs(pod *corev1.Pod) []string
 	// nodeAllocatable stands in for the limits a container does not set.
 	nodeAllocatable() corev1.ResourceList
+	// services lists a namespace's Services, for their environment.
+	services(namespace string) []*corev1.Service
 }
 
 // controllerEnv reads env sources through the controller: objects from its
@@ -44,10 +46,13 @@ func (e controllerEnv) secret(ctx context.Context, pod *corev1.Pod, name string)
 func (e controllerEnv) nodeIP() string                       { return e.c.nodeIP() }
 func (e controllerEnv) podIPs(pod *corev1.Pod) []string      { return e.c.network.podIPs(pod.UID) }
 func (e controllerEnv) nodeAllocatable() corev1.ResourceList { return e.c.nodeAllocatable() }
+func (e controllerEnv) services(namespace string) []*corev1.Service {
+	return e.c.servicesIn(namespace)
+}
 
 // resolveEnv computes a container's environment as the kubelet does:
-// envFrom first, in order (a prefix before each key), then env, which
-// overrides it. A plain value has its $(VAR) references expanded against
+// the Services' variables first (serviceEnv), then envFrom, in order (a
+// prefix before each key), then env, each overriding what came before. A plain value has its $(VAR) references expanded against
 // the variables defined before it; a valueFrom is read from the pod, the
 // node, a ConfigMap or a Secret. A missing object or key that is not
 // optional is an error naming it (and never a value); an optional one
@@ -55,6 +60,9 @@ func (e controllerEnv) nodeAllocatable() corev1.ResourceList { return e.c.nodeAl
 func resolveEnv(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, src envSource) ([]*runtimev1.KeyValue, error) {
 	r := &envResolver{ctx: ctx, pod: pod, ctr: ctr, src: src, values: map[string]string{},
 		configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	for _, kv := range serviceEnv(pod, src.services) {
+		r.set(kv.Key, kv.Value)
+	}
 	for _, from := range ctr.EnvFrom {
 		if err := r.addFrom(from); err != nil {
 			return nil, err

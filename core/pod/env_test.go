@@ -16,6 +16,7 @@ type fakeEnv struct {
 	configMaps  map[string]*corev1.ConfigMap
 	secrets     map[string]*corev1.Secret
 	allocatable corev1.ResourceList
+	svcs        map[string][]*corev1.Service // by namespace
 }
 
 func (f *fakeEnv) configMap(_ context.Context, _ *corev1.Pod, name string) (*corev1.ConfigMap, error) {
@@ -35,6 +36,9 @@ func (f *fakeEnv) secret(_ context.Context, _ *corev1.Pod, name string) (*corev1
 func (f *fakeEnv) nodeIP() string                       { return "192.0.2.7" }
 func (f *fakeEnv) podIPs(*corev1.Pod) []string          { return nil }
 func (f *fakeEnv) nodeAllocatable() corev1.ResourceList { return f.allocatable }
+func (f *fakeEnv) services(namespace string) []*corev1.Service {
+	return f.svcs[namespace]
+}
 
 func envPod() *corev1.Pod {
 	return &corev1.Pod{
@@ -204,5 +208,42 @@ func TestEnvResourceFieldRefs(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// Containers get the variables of their namespace's Services and of the
+// cluster's "kubernetes" Service; env overrides them, and a pod without
+// service links gets only the API server's.
+func TestServiceEnv(t *testing.T) {
+	svc := func(ns, name, ip string, ports ...corev1.ServicePort) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{ClusterIP: ip, Ports: ports}}
+	}
+	src := &fakeEnv{svcs: map[string][]*corev1.Service{
+		"default": {svc("default", "kubernetes", "10.0.0.1", corev1.ServicePort{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP})},
+		"ns": {
+			svc("ns", "my-db", "10.0.0.20", corev1.ServicePort{Name: "sql", Port: 5432}),
+			svc("ns", "headless", corev1.ClusterIPNone, corev1.ServicePort{Port: 80}),
+		},
+	}}
+	pod := envPod()
+	ctr := &corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "MY_DB_SERVICE_PORT", Value: "overridden"}}}
+	got := envMap(t, pod, ctr, src)
+	for k, v := range map[string]string{
+		"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443", "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+		"KUBERNETES_PORT": "tcp://10.0.0.1:443", "KUBERNETES_PORT_443_TCP_ADDR": "10.0.0.1", "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+		"MY_DB_SERVICE_HOST": "10.0.0.20", "MY_DB_SERVICE_PORT": "overridden", "MY_DB_PORT_5432_TCP": "tcp://10.0.0.20:5432",
+	} {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q", k, got[k], v)
+		}
+	}
+	if _, ok := got["HEADLESS_SERVICE_HOST"]; ok {
+		t.Error("a headless Service got variables")
+	}
+	no := false
+	pod.Spec.EnableServiceLinks = &no
+	got = envMap(t, pod, &corev1.Container{Name: "app"}, src)
+	if _, ok := got["MY_DB_SERVICE_HOST"]; ok || got["KUBERNETES_SERVICE_HOST"] != "10.0.0.1" {
+		t.Errorf("without service links: %v, want only the API server's", got)
 	}
 }

@@ -11,18 +11,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// startAPIServer runs kube-apiserver on loopback against the datastore and
-// waits for /readyz.
+// startAPIServer runs kube-apiserver against the datastore and waits for
+// /readyz. It serves on every address of the machine and advertises the
+// machine's own, so that the "kubernetes" Service's endpoint is one pods
+// reach (their in-cluster clients, through kube-proxy).
 func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 	p := c.pki
 	c.progress("starting kube-apiserver on https://127.0.0.1:%d…", c.opts.Ports.APIServer)
 	ch, err := c.start("kube-apiserver", []string{
-		"--advertise-address=127.0.0.1",
-		"--bind-address=127.0.0.1",
+		"--advertise-address=" + c.hostIP.String(),
+		"--bind-address=0.0.0.0",
 		"--secure-port=" + strconv.Itoa(c.opts.Ports.APIServer),
 		"--etcd-servers=" + etcdURL,
-		// On loopback the default reconciler refuses to start (FACTS.md).
-		"--endpoint-reconciler-type=none",
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
 		"--service-cluster-ip-range=" + ServiceCIDR,

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"sync"
 	"time"
@@ -68,6 +69,10 @@ type kubernetesRuntimeConfig struct {
 
 type hubConfig struct {
 	Kubeconfig string `json:"kubeconfig"`
+	// APIServer is the hub's API server as member pods reach it: its
+	// kubernetes Service, which the machine's one kube-proxy (the hub's)
+	// serves to every bridge.
+	APIServer string `json:"apiServer"`
 }
 
 // memberConfig is one member cluster behind one virtual node.
@@ -140,7 +145,7 @@ func (c *Cluster) stopMembers(ctx context.Context) error {
 // theirs).
 func (c *Cluster) membersRuntime() (config.Runtime, []config.Node, error) {
 	// The agent's credentials read the hub's Services and EndpointSlices.
-	rc := kubernetesRuntimeConfig{Origin: c.name, Hub: &hubConfig{Kubeconfig: c.pki.kubeconfig("agent")}}
+	rc := kubernetesRuntimeConfig{Origin: c.name, Hub: &hubConfig{Kubeconfig: c.pki.kubeconfig("agent"), APIServer: net.JoinHostPort(firstServiceIP(), "443")}}
 	var nodes []config.Node
 	for _, m := range c.members {
 		rc.Members = append(rc.Members, memberConfig{Node: m.name, Kubeconfig: m.Kubeconfig()})

@@ -60,7 +60,7 @@ func clusterCerts(nodeName string, hostIP net.IP) []certSpec {
 	return []certSpec{
 		{name: certAPIServer, cn: "kube-apiserver", server: true,
 			dns: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			ips: []net.IP{loopbackIP, net.ParseIP("10.0.0.1")}},
+			ips: []net.IP{loopbackIP, net.ParseIP("10.0.0.1"), hostIP}},
 		{name: certKubeletClient, cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}},
 		{name: certAdmin, cn: "fedlet-admin", orgs: []string{"system:masters"}},
 		{name: certScheduler, cn: "system:kube-scheduler"},

@@ -124,6 +124,14 @@ func TestEnvFromReferences(t *testing.T) {
 	if got["HOST_IP"] == "" {
 		t.Error("status.hostIP is empty")
 	}
+	// In-cluster clients find the API server, as under the kubelet.
+	api, err := env.Client().CoreV1().Services("default").Get(context.Background(), "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["KUBERNETES_SERVICE_HOST"] != api.Spec.ClusterIP || got["KUBERNETES_SERVICE_PORT"] != "443" {
+		t.Errorf("KUBERNETES_SERVICE_HOST=%q PORT=%q, want the kubernetes Service's %s:443", got["KUBERNETES_SERVICE_HOST"], got["KUBERNETES_SERVICE_PORT"], api.Spec.ClusterIP)
+	}
 
 	// The value went to the container, and nowhere else.
 	logs, _ := filepath.Glob(filepath.Join(env.Paths().Logs, "*.log"))

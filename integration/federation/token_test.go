@@ -7,6 +7,8 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // TestMemberPodHasItsHubIdentity: a pod federated into the member finds,
@@ -48,6 +50,27 @@ func TestMemberPodHasItsHubIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := review.Status.User
+	// The pod's in-cluster clients are pointed at the hub, where its token
+	// is good: the address in its environment reaches the hub's API server
+	// from the pod, and there the token says who the pod is. (busybox's
+	// TLS cannot talk to the API server; the test's client does, with the
+	// pod's token, at the pod's address.)
+	addr, err := kubectl(t, "-n", ns, "exec", p.Name, "--", "sh", "-c",
+		`timeout 5 nc $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT </dev/null && echo -n $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`)
+	if err != nil {
+		t.Fatalf("the member pod reaching the API server of its environment: %v", err)
+	}
+	asPod, err := kubernetes.NewForConfig(&rest.Config{
+		Host: "https://" + addr, BearerToken: cat("token"),
+		TLSClientConfig: rest.TLSClientConfig{CAData: []byte(root.Data["ca.crt"])},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := asPod.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || self.Status.UserInfo.Username != "system:serviceaccount:"+ns+":default" {
+		t.Errorf("the hub at %s, asked with the pod's token who it is: %+v, %v", addr, self, err)
+	}
 	if !review.Status.Authenticated || u.Username != "system:serviceaccount:"+ns+":default" ||
 		fmt.Sprint(u.Extra["authentication.kubernetes.io/pod-uid"]) != "["+string(created.UID)+"]" {
 		t.Errorf("the member pod's token authenticates on the hub as %+v (%v, %s), want the hub pod's service account, bound to it",

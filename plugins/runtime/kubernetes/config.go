@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 
@@ -38,6 +39,10 @@ type HubConfig struct {
 	// agent's own does): it needs list and watch on services and
 	// endpointslices.
 	Kubeconfig string `json:"kubeconfig"`
+	// APIServer is the hub API server's host:port as pods in the members
+	// reach it; set, it is their KUBERNETES_SERVICE_HOST and _PORT, so that
+	// in-cluster clients use their hub token against the hub.
+	APIServer string `json:"apiServer,omitempty"`
 }
 
 // MemberConfig is one member cluster.
@@ -82,6 +87,11 @@ func ParseConfig(raw []byte) (Config, error) {
 		}
 		if !filepath.IsAbs(c.Hub.Kubeconfig) {
 			return Config{}, fmt.Errorf("config field hub.kubeconfig: %q is not an absolute path", c.Hub.Kubeconfig)
+		}
+		if a := c.Hub.APIServer; a != "" {
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+				return Config{}, fmt.Errorf("config field hub.apiServer: %q is not host:port", a)
+			}
 		}
 	}
 	for i, m := range top.Members {

@@ -103,6 +103,9 @@ func (m *member) createPod(ctx context.Context, hub *corev1.Pod, cms []*corev1.C
 		}
 	}
 	want := reflectPod(hub, m.origin, m.cfg.Node, ns, tokenSecrets)
+	if h := m.hub(); h != nil && h.cfg.APIServer != "" && len(tokenSecrets) > 0 {
+		pointAtHub(&want.Spec, h.cfg.APIServer)
+	}
 	api := m.client.CoreV1().Pods(ns)
 	// The cache spares the member a request when the pod is there already;
 	// anything else is decided on the member's own answer.

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"maps"
+	"net"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -248,4 +249,24 @@ func reflectedMeta(hub metav1.ObjectMeta, origin, node, namespace string) metav1
 		Labels:      labels,
 		Annotations: originAnnotations(hub.Namespace, hub.Name),
 	}
+}
+
+// pointAtHub makes in-cluster clients of the pod's containers talk to the
+// hub, where their token is valid: KUBERNETES_SERVICE_HOST and _PORT name
+// the hub's API server (apiServer, host:port), unless a container sets
+// them itself.
+func pointAtHub(spec *corev1.PodSpec, apiServer string) {
+	host, port, _ := net.SplitHostPort(apiServer) // checked with the config
+	set := func(cs []corev1.Container) {
+		for i := range cs {
+			if slices.ContainsFunc(cs[i].Env, func(e corev1.EnvVar) bool { return e.Name == "KUBERNETES_SERVICE_HOST" }) {
+				continue
+			}
+			cs[i].Env = append(cs[i].Env,
+				corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: host},
+				corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: port})
+		}
+	}
+	set(spec.InitContainers)
+	set(spec.Containers)
 }
