@@ -60,7 +60,11 @@ func TestHubAgentConfigServesOneVirtualNodePerMember(t *testing.T) {
 	wantRC := map[string]any{"origin": "hub", "members": []any{
 		map[string]any{"node": "member-1", "kubeconfig": filepath.Join(dataDir, "members", "member-1", "kubeconfig"), "namespace": ""},
 		map[string]any{"node": "member-2", "kubeconfig": filepath.Join(dataDir, "members", "member-2", "kubeconfig"), "namespace": ""},
-	}}
+	},
+		// The plugin reads the hub's Services with the agent's credentials,
+		// and points federated pods at the hub's kubernetes Service.
+		"hub": map[string]any{"kubeconfig": filepath.Join(dataDir, "pki", "agent.kubeconfig"), "apiServer": "10.0.0.1:443"},
+	}
 	if a, b := mustJSON(t, rc), mustJSON(t, wantRC); a != b {
 		t.Errorf("plugin config = %s\nwant %s", a, b)
 	}
