@@ -34,6 +34,11 @@ var makeTarget = map[string]string{
 	"fedlet-runtime-containerd": "build",
 	"fedlet-log-driver":         "build",
 	kubernetesPlugin:            "build",
+	networkPlugin:               "build",
+	"cni/bridge":                "cni-plugins",
+	"cni/host-local":            "cni-plugins",
+	"cni/loopback":              "cni-plugins",
+	"cni/portmap":               "cni-plugins",
 }
 
 // requiredComponents are the binaries the parts up to opts.Until run.
@@ -58,10 +63,9 @@ func requiredComponents(opts Options) []string {
 		names = append(names, "containerd", "containerd-shim-runc-v2")
 	}
 	if opts.Until >= PartAgent {
-		names = append(names, "fedlet-runtime-containerd", "fedlet-log-driver")
-		if opts.Members > 0 {
-			names = append(names, kubernetesPlugin)
-		}
+		// The members runtime is always configured (fedlet member add).
+		names = append(names, "fedlet-runtime-containerd", "fedlet-log-driver", networkPlugin, kubernetesPlugin,
+			"cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap")
 	}
 	if opts.Until >= PartNetwork {
 		names = append(names, "kube-proxy", "coredns")
