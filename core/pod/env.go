@@ -3,15 +3,13 @@ package pod
 import (
 	"context"
 	"fmt"
-	"math"
 	"sort"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/fedlet/fedlet/core/downward"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -139,7 +137,7 @@ func (r *envResolver) valueFrom(from *corev1.EnvVarSource) (value string, ok boo
 		v, err := fieldRefValue(r.pod, from.FieldRef.FieldPath, r.src)
 		return v, err == nil, err
 	case from.ResourceFieldRef != nil:
-		v, err := resourceFieldValue(r.pod, r.ctr, from.ResourceFieldRef, r.src.nodeAllocatable())
+		v, err := downward.Resource(r.pod, r.ctr, from.ResourceFieldRef, r.src.nodeAllocatable())
 		return v, err == nil, err
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
@@ -214,17 +212,10 @@ func unsupportedSource(from *corev1.EnvVarSource) string {
 
 // fieldRefValue is the value of a downward-API field of the pod.
 func fieldRefValue(pod *corev1.Pod, path string, src envSource) (string, error) {
+	if v, ok := downward.Metadata(pod, path); ok {
+		return v, nil
+	}
 	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "metadata.labels":
-		return formatMap(pod.Labels), nil
-	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
 	case "spec.nodeName":
 		return pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
@@ -266,71 +257,6 @@ func subscript(path, prefix string) (string, bool) {
 	return strings.TrimSuffix(rest, "']"), true
 }
 
-// formatMap renders a whole label or annotation map as the downward API
-// does: one key="value" per line, sorted by key.
-func formatMap(m map[string]string) string {
-	lines := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
-		lines = append(lines, k+"="+strconv.Quote(m[k]))
-	}
-	return strings.Join(lines, "\n")
-}
-
-// resourceFieldValue is a container's request or limit in units of the
-// divisor, rounded up; a limit the container does not set is the node's
-// allocatable amount, as the kubelet gives it.
-func resourceFieldValue(pod *corev1.Pod, self *corev1.Container, ref *corev1.ResourceFieldSelector, allocatable corev1.ResourceList) (string, error) {
-	ctr := self
-	if ref.ContainerName != "" && ref.ContainerName != self.Name {
-		ctr = findContainer(pod, ref.ContainerName)
-		if ctr == nil {
-			return "", fmt.Errorf("container %s not found", ref.ContainerName)
-		}
-	}
-	kind, name, ok := strings.Cut(ref.Resource, ".")
-	if !ok || (kind != "limits" && kind != "requests") {
-		return "", fmt.Errorf("unsupported container resource : %s", ref.Resource)
-	}
-	res := corev1.ResourceName(name)
-	var q resource.Quantity
-	if kind == "requests" {
-		q = ctr.Resources.Requests[res]
-	} else {
-		q = ctr.Resources.Limits[res]
-		defaulted := res == corev1.ResourceCPU || res == corev1.ResourceMemory || res == corev1.ResourceEphemeralStorage
-		if a, ok := allocatable[res]; ok && defaulted && q.IsZero() {
-			q = a
-		}
-	}
-	divisor := ref.Divisor
-	if divisor.IsZero() {
-		divisor = resource.MustParse("1")
-	}
-	switch {
-	case res == corev1.ResourceCPU:
-		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
-	case res == corev1.ResourceMemory, res == corev1.ResourceEphemeralStorage, strings.HasPrefix(name, corev1.ResourceHugePagesPrefix):
-		return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
-	}
-	return "", fmt.Errorf("unsupported container resource : %s", ref.Resource)
-}
-
-func findContainer(pod *corev1.Pod, name string) *corev1.Container {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == name {
-			return &pod.Spec.InitContainers[i]
-		}
-	}
-	return nil
-}
-
-func isOptional(b *bool) bool { return b != nil && *b }
-
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -339,3 +265,5 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+func isOptional(b *bool) bool { return b != nil && *b }

@@ -35,7 +35,7 @@ func (c *Controller) volumeDir(uid types.UID, name string) string {
 func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	var refresh time.Time
 	for _, v := range pod.Spec.Volumes {
-		payload, at, err := volume.Build(ctx, pod, v, objectsOf{c.objects}, c.tokens)
+		payload, at, err := volume.Build(ctx, pod, v, objectsOf{c.objects}, c.tokens, c.nodeAllocatable())
 		if err == nil {
 			dir := c.volumeDir(pod.UID, v.Name)
 			if v.EmptyDir != nil {

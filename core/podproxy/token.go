@@ -30,7 +30,7 @@ func (c *Controller) tokenSecrets(ctx context.Context, pod *corev1.Pod) ([]*core
 		if !hasToken(v) {
 			continue
 		}
-		payload, at, err := volume.Build(ctx, pod, v, c.objects, c.tokens)
+		payload, at, err := volume.Build(ctx, pod, v, c.objects, c.tokens, nil)
 		var missing *volume.MissingError
 		if errors.As(err, &missing) {
 			return nil, time.Time{}, &missingObjectError{err: missing}

@@ -53,8 +53,9 @@ func (e *MissingError) Error() string {
 func (e *MissingError) Unwrap() error { return e.Err }
 
 // Build returns the files of the pod's volume v (nil for an emptyDir) and
-// when they are due for a refresh (a token's; zero when never).
-func Build(ctx context.Context, pod *corev1.Pod, v corev1.Volume, objects Objects, tokens *Tokens) (Payload, time.Time, error) {
+// when they are due for a refresh (a token's; zero when never). allocatable
+// is the node's, for resource limits the containers do not set.
+func Build(ctx context.Context, pod *corev1.Pod, v corev1.Volume, objects Objects, tokens *Tokens, allocatable corev1.ResourceList) (Payload, time.Time, error) {
 	missing := func(err error) error {
 		if apierrors.IsNotFound(err) {
 			return &MissingError{Volume: v.Name, Err: err}
@@ -77,15 +78,15 @@ func Build(ctx context.Context, pod *corev1.Pod, v corev1.Volume, objects Object
 		}
 		return p, time.Time{}, nil
 	case v.DownwardAPI != nil:
-		p, err := FromDownwardAPI(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
+		p, err := FromDownwardAPI(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, allocatable)
 		return p, time.Time{}, err
 	case v.Projected != nil:
-		return projectedPayload(ctx, pod, v, objects, tokens, missing)
+		return projectedPayload(ctx, pod, v, objects, tokens, allocatable, missing)
 	}
 	return nil, time.Time{}, fmt.Errorf("volume %q: not a kind this node makes", v.Name)
 }
 
-func projectedPayload(ctx context.Context, pod *corev1.Pod, v corev1.Volume, objects Objects, tokens *Tokens, missing func(error) error) (Payload, time.Time, error) {
+func projectedPayload(ctx context.Context, pod *corev1.Pod, v corev1.Volume, objects Objects, tokens *Tokens, allocatable corev1.ResourceList, missing func(error) error) (Payload, time.Time, error) {
 	all := Payload{}
 	var refresh time.Time
 	mode := v.Projected.DefaultMode
@@ -98,7 +99,7 @@ func projectedPayload(ctx context.Context, pod *corev1.Pod, v corev1.Volume, obj
 		case s.ConfigMap != nil:
 			p, err = configMapPayload(ctx, pod, objects, s.ConfigMap.Name, s.ConfigMap.Items, mode, s.ConfigMap.Optional)
 		case s.DownwardAPI != nil:
-			p, err = FromDownwardAPI(pod, s.DownwardAPI.Items, mode)
+			p, err = FromDownwardAPI(pod, s.DownwardAPI.Items, mode, allocatable)
 		case s.ServiceAccountToken != nil:
 			var value string
 			var at time.Time

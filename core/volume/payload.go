@@ -3,11 +3,10 @@ package volume
 import (
 	"fmt"
 	"os"
-	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/fedlet/fedlet/core/downward"
 )
 
 // DefaultMode is the mode of a volume's files when the pod names none.
@@ -73,20 +72,21 @@ func ConfigMapData(cm *corev1.ConfigMap) map[string][]byte {
 }
 
 // FromDownwardAPI is the payload of downward API items: the pod's
-// metadata, and its containers' resources.
-func FromDownwardAPI(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) (Payload, error) {
+// metadata, and its containers' resources (a limit not set is the node's
+// allocatable amount).
+func FromDownwardAPI(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32, allocatable corev1.ResourceList) (Payload, error) {
 	p := Payload{}
 	for _, it := range items {
 		var value string
 		switch {
 		case it.FieldRef != nil:
-			v, err := fieldValue(pod, it.FieldRef.FieldPath)
-			if err != nil {
-				return nil, fmt.Errorf("downward API file %s: %w", it.Path, err)
+			v, ok := downward.Metadata(pod, it.FieldRef.FieldPath)
+			if !ok {
+				return nil, fmt.Errorf("downward API file %s: field %q is not one a volume can hold", it.Path, it.FieldRef.FieldPath)
 			}
 			value = v
 		case it.ResourceFieldRef != nil:
-			v, err := resourceValue(pod, it.ResourceFieldRef)
+			v, err := downward.Resource(pod, nil, it.ResourceFieldRef, allocatable)
 			if err != nil {
 				return nil, fmt.Errorf("downward API file %s: %w", it.Path, err)
 			}
@@ -97,61 +97,6 @@ func FromDownwardAPI(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defa
 		p[it.Path] = File{Data: []byte(value), Mode: modeOf(it.Mode, defaultMode)}
 	}
 	return p, nil
-}
-
-func fieldValue(pod *corev1.Pod, path string) (string, error) {
-	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "metadata.labels":
-		return formatMap(pod.Labels), nil
-	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
-	}
-	return "", fmt.Errorf("field %q is not one a volume can hold", path)
-}
-
-// formatMap writes key="value" lines, sorted, as the kubelet does.
-func formatMap(m map[string]string) string {
-	lines := make([]string, 0, len(m))
-	for k, v := range m {
-		lines = append(lines, fmt.Sprintf("%s=%q", k, v))
-	}
-	slices.Sort(lines)
-	return strings.Join(lines, "\n")
-}
-
-func resourceValue(pod *corev1.Pod, ref *corev1.ResourceFieldSelector) (string, error) {
-	for _, c := range pod.Spec.Containers {
-		if c.Name != ref.ContainerName {
-			continue
-		}
-		var q resource.Quantity
-		var ok bool
-		switch ref.Resource {
-		case "limits.cpu", "limits.memory", "limits.ephemeral-storage":
-			q, ok = c.Resources.Limits[corev1.ResourceName(strings.TrimPrefix(ref.Resource, "limits."))]
-		case "requests.cpu", "requests.memory", "requests.ephemeral-storage":
-			q, ok = c.Resources.Requests[corev1.ResourceName(strings.TrimPrefix(ref.Resource, "requests."))]
-		default:
-			return "", fmt.Errorf("resource %q is not one a volume can hold", ref.Resource)
-		}
-		if !ok {
-			return "0", nil
-		}
-		divisor := ref.Divisor
-		if divisor.IsZero() {
-			divisor = resource.MustParse("1")
-		}
-		// Rounded up, as the kubelet does.
-		v := (q.MilliValue() + divisor.MilliValue() - 1) / divisor.MilliValue()
-		return fmt.Sprint(v), nil
-	}
-	return "", fmt.Errorf("no container %q", ref.ContainerName)
 }
 
 // Merge adds the files of more to p; a path given twice is an error.

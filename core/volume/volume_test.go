@@ -110,7 +110,7 @@ func TestBuildTheServiceAccountVolume(t *testing.T) {
 	objects := fakeObjects{cms: map[string]*corev1.ConfigMap{"kube-root-ca.crt": {Data: map[string]string{"ca.crt": "PEM"}}}}
 	tokens := NewTokens(client)
 	start := time.Now()
-	p, refresh, err := Build(context.Background(), pod, v, objects, tokens)
+	p, refresh, err := Build(context.Background(), pod, v, objects, tokens, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,12 +124,12 @@ func TestBuildTheServiceAccountVolume(t *testing.T) {
 		t.Errorf("refresh due after %s, want 80%% of an hour", due)
 	}
 	asked = nil
-	if _, _, err := Build(context.Background(), pod, v, objects, tokens); err != nil || asked != nil {
+	if _, _, err := Build(context.Background(), pod, v, objects, tokens, nil); err != nil || asked != nil {
 		t.Errorf("a fresh token was requested again (%v)", err)
 	}
 
 	delete(objects.cms, "kube-root-ca.crt")
-	_, _, err = Build(context.Background(), pod, v, objects, tokens)
+	_, _, err = Build(context.Background(), pod, v, objects, tokens, nil)
 	if me, ok := err.(*MissingError); !ok || !strings.Contains(me.Error(), `"kube-root-ca.crt" not found`) {
 		t.Errorf("a missing ConfigMap: %v, want a MissingError naming it", err)
 	}
