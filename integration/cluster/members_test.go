@@ -152,12 +152,15 @@ func TestMembersNeedTheAgentAndThePlugin(t *testing.T) {
 	if _, err := (Options{DataDir: "d", BinDir: "b", Members: 1, Until: PartContainerd}).withDefaults(); err == nil {
 		t.Errorf("members accepted without the agent")
 	}
-	got := " " + strings.Join(requiredComponents(Options{Until: PartAgent, Members: 1}), " ") + " "
-	if !strings.Contains(got, " "+kubernetesPlugin+" ") {
-		t.Errorf("a hub does not need %s: %s", kubernetesPlugin, got)
-	}
-	if got := requiredComponents(Options{Until: PartNetwork}); strings.Contains(strings.Join(got, " "), kubernetesPlugin) {
-		t.Errorf("a cluster alone needs %s: %v", kubernetesPlugin, got)
+	// Every agent serves the members added with `fedlet member add`, and
+	// networks its pods: a cluster alone needs the plugins a hub needs.
+	for _, opts := range []Options{{Until: PartAgent, Members: 1}, {Until: PartAgent}} {
+		got := " " + strings.Join(requiredComponents(opts), " ") + " "
+		for _, want := range []string{kubernetesPlugin, networkPlugin, "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap"} {
+			if !strings.Contains(got, " "+want+" ") {
+				t.Errorf("with %d members, %s is not required: %s", opts.Members, want, got)
+			}
+		}
 	}
 }
 
