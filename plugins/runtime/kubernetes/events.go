@@ -46,7 +46,7 @@ func (m *member) eventHandler() cache.ResourceEventHandler {
 		UpdateFunc: func(oldObj, newObj any) {
 			old, ok1 := oldObj.(*corev1.Event)
 			ev, ok2 := newObj.(*corev1.Event)
-			if ok1 && ok2 && (ev.Count != old.Count || !ev.LastTimestamp.Equal(&old.LastTimestamp) || ev.Message != old.Message) {
+			if ok1 && ok2 && (eventCount(ev) != eventCount(old) || !ev.LastTimestamp.Equal(&old.LastTimestamp) || ev.Message != old.Message) {
 				m.publishEvent(ev)
 			}
 		},
@@ -69,8 +69,18 @@ func (m *member) publishEvent(ev *corev1.Event) {
 	}
 	m.events.publish(&runtimev1.PodEvent{
 		Pod: ref, Type: ev.Type, Reason: ev.Reason, Message: ev.Message,
-		Count: max(ev.Count, 1), Source: source,
+		Count: eventCount(ev), Source: source,
 	})
+}
+
+// eventCount is how many times the member saw ev: its count, or, for an
+// event recorded through events.k8s.io (the scheduler's), its series'.
+func eventCount(ev *corev1.Event) int32 {
+	n := ev.Count
+	if ev.Series != nil {
+		n = max(n, ev.Series.Count)
+	}
+	return max(n, 1)
 }
 
 // originOfPod is the hub pod a member pod stands for, if it is one of the
