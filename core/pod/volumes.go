@@ -35,7 +35,7 @@ func (c *Controller) volumeDir(uid types.UID, name string) string {
 func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	var refresh time.Time
 	for _, v := range pod.Spec.Volumes {
-		payload, at, err := volume.Build(ctx, pod, v, objectsOf{c.objects}, c.tokens, c.nodeAllocatable())
+		payload, at, err := volume.Build(ctx, pod, v, &Objects{o: c.objects}, c.tokens, c.nodeAllocatable())
 		if err == nil {
 			dir := c.volumeDir(pod.UID, v.Name)
 			if v.EmptyDir != nil {
@@ -107,15 +107,4 @@ func (c *Controller) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev
 		out = append(out, &runtimev1.Mount{HostPath: host, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly || volume.ReadOnly(v)})
 	}
 	return out, nil
-}
-
-// objectsOf reads volumes' objects as the containers' environments do.
-type objectsOf struct{ o *podObjects }
-
-func (o objectsOf) ConfigMap(ctx context.Context, pod *corev1.Pod, name string) (*corev1.ConfigMap, error) {
-	return o.o.configMap(ctx, pod, name)
-}
-
-func (o objectsOf) Secret(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Secret, error) {
-	return o.o.secret(ctx, pod, name)
 }

@@ -24,8 +24,9 @@ type reference struct {
 
 // rootCAConfigMap is the ConfigMap every cluster publishes in every
 // namespace with its own CA, which pods' service-account volumes project.
-// It is never handed over: the hub's CA means nothing in a member, and the
-// member's own copy, under the same name, must not be overwritten.
+// It is never handed over as itself: the member's own copy, under the same
+// name, must not be overwritten; the hub's CA reaches a pod inside the
+// Secret of its service-account volume (tokenSecrets).
 const rootCAConfigMap = "kube-root-ca.crt"
 
 // podReferences lists, by name and without repeats, the ConfigMaps and

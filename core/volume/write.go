@@ -8,6 +8,7 @@ package volume
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,7 +123,7 @@ func holds(versionDir string, payload Payload) bool {
 	return err == nil && count == len(payload)
 }
 
-var errDiffers = fmt.Errorf("differs")
+var errDiffers = errors.New("differs")
 
 // checkPath refuses a path that is absolute or leaves the volume.
 func checkPath(path string) error {

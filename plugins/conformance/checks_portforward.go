@@ -97,6 +97,12 @@ func checkPortForwardPodPort(p *probe) {
 	for _, pod := range pods {
 		p.webServer(pod, "page of "+pod.GetUid())
 	}
+	p.expectOwnPages(pods)
+}
+
+// expectOwnPages fetches / through PortForward from each pod, whose web
+// server serves "page of UID", and wants each pod's own page.
+func (p *probe) expectOwnPages(pods []*runtimev1.PodRef) {
 	for _, pod := range pods {
 		resp := p.getPage(pod)
 		head, body, _ := strings.Cut(resp, "\r\n\r\n")

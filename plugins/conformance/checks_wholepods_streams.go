@@ -361,17 +361,7 @@ func checkPodPortForward(p *probe) {
 	for _, pod := range pods {
 		p.waitRunning(pod)
 	}
-	for _, ref := range refs {
-		resp := p.getPage(ref)
-		head, body, _ := strings.Cut(resp, "\r\n\r\n")
-		if !strings.HasPrefix(head, "HTTP/1.") || !strings.Contains(strings.SplitN(head, "\r\n", 2)[0], " 200 ") {
-			p.Errorf("GET / through PortForward to pod %s answered %q, want HTTP status 200", ref.GetUid(), resp)
-			continue
-		}
-		if want := "page of " + ref.GetUid(); body != want {
-			p.Errorf("GET / through PortForward to pod %s answered the page %q, want %q: the pod's own", ref.GetUid(), body, want)
-		}
-	}
+	p.expectOwnPages(refs)
 }
 
 func checkPodPortForwardClosedPort(p *probe) {
