@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,6 +120,7 @@ func (m *member) createPod(ctx context.Context, hub *corev1.Pod, cms []*corev1.C
 		case err == nil:
 			m.logger.Info("created member pod", "pod", podName, "origin_uid", hub.UID)
 			m.created.add(created.UID, &runtimev1.PodRef{Uid: string(hub.UID), Namespace: hub.Namespace, Name: hub.Name})
+			m.awaitCached(ctx, created)
 			return podStatusOrError(created)
 		case apierrors.IsNotFound(err):
 			// The namespace went away since it was seen: the next try makes it.
@@ -200,6 +202,35 @@ func (m *member) cachedPod(ns, name string) *corev1.Pod {
 	}
 	pod, _ := obj.(*corev1.Pod)
 	return pod
+}
+
+// cacheLag bounds how long CreatePod waits for the pod cache to see the pod
+// it made: a watch event takes milliseconds; a member slower than this is
+// still answered, and ListPods catches up when the event comes.
+const cacheLag = 2 * time.Second
+
+// awaitCached returns once the node's pod cache holds pod (or a newer
+// version of it), so that a ListPods after CreatePod lists it: the agent
+// takes a pod missing from the list for one the member lost.
+func (m *member) awaitCached(ctx context.Context, pod *corev1.Pod) {
+	if !m.pods.HasSynced() {
+		return // ListPods asks the member itself until the cache is filled
+	}
+	ctx, cancel := context.WithTimeout(ctx, cacheLag)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cur := m.cachedPod(pod.Namespace, pod.Name); cur != nil && cur.UID == pod.UID {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			m.logger.Debug("pod cache has not seen a created pod yet", "pod", pod.Namespace+"/"+pod.Name)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // DeletePod deletes the member pod of the hub pod with the grace period
