@@ -11,7 +11,7 @@ import (
 // securityContext merges the pod's and the container's securityContext as
 // the kubelet does: a field set on the container wins over the pod's.
 // Fields the runtime protocol does not carry (SELinux, seccomp, AppArmor,
-// procMount, Windows options) are not honoured.
+// procMount, sysctls, Windows options) are not honoured.
 func securityContext(pod *corev1.Pod, ctr *corev1.Container) *runtimev1.SecurityContext {
 	sec := &runtimev1.SecurityContext{}
 	if psc := pod.Spec.SecurityContext; psc != nil {
@@ -19,6 +19,11 @@ func securityContext(pod *corev1.Pod, ctr *corev1.Container) *runtimev1.Security
 		sec.RunAsGroup = psc.RunAsGroup
 		sec.RunAsNonRoot = psc.RunAsNonRoot != nil && *psc.RunAsNonRoot
 		sec.SupplementalGroups = append(sec.SupplementalGroups, psc.SupplementalGroups...)
+		// The kubelet adds fsGroup to every container's groups: it is how
+		// they use the volumes that belong to it.
+		if psc.FSGroup != nil {
+			sec.SupplementalGroups = append(sec.SupplementalGroups, *psc.FSGroup)
+		}
 	}
 	csc := ctr.SecurityContext
 	if csc == nil {

@@ -39,9 +39,9 @@ func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Dur
 		if err == nil {
 			dir := c.volumeDir(pod.UID, v.Name)
 			if v.EmptyDir != nil {
-				err = os.MkdirAll(dir, 0o777)
+				err = volume.MakeEmptyDir(dir, fsGroup(pod))
 			} else {
-				err = volume.Write(dir, payload)
+				err = volume.Write(dir, payload, fsGroup(pod))
 			}
 		}
 		var missing *volume.MissingError
@@ -63,6 +63,14 @@ func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Dur
 		return 0, nil
 	}
 	return max(time.Until(refresh), time.Second), nil
+}
+
+// fsGroup is the group the pod's volumes belong to, nil for none.
+func fsGroup(pod *corev1.Pod) *int64 {
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		return sc.FSGroup
+	}
+	return nil
 }
 
 // errVolumeWaits: a volume waits for an object; its watch re-queues the pod.
@@ -99,7 +107,7 @@ func (c *Controller) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev
 			}
 			host = filepath.Join(host, vm.SubPath)
 			if v.EmptyDir != nil {
-				if err := os.MkdirAll(host, 0o777); err != nil {
+				if err := volume.MakeEmptyDir(host, fsGroup(pod)); err != nil {
 					return nil, fmt.Errorf("volumeMount %q: %w", vm.Name, err)
 				}
 			}

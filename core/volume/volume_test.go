@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func read(t *testing.T, path string) string {
 // and the directory of the old version is removed.
 func TestWriteReplacesTheVolume(t *testing.T) {
 	dir := t.TempDir()
-	if err := Write(dir, Payload{"a": {Data: []byte("1"), Mode: 0o600}, "sub/b": {Data: []byte("2"), Mode: 0o644}}); err != nil {
+	if err := Write(dir, Payload{"a": {Data: []byte("1"), Mode: 0o600}, "sub/b": {Data: []byte("2"), Mode: 0o644}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if read(t, filepath.Join(dir, "a")) != "1" || read(t, filepath.Join(dir, "sub", "b")) != "2" {
@@ -41,13 +42,13 @@ func TestWriteReplacesTheVolume(t *testing.T) {
 		t.Errorf("mode %v, want 0600", info.Mode().Perm())
 	}
 	first, _ := os.Readlink(filepath.Join(dir, dataLink))
-	if err := Write(dir, Payload{"a": {Data: []byte("1"), Mode: 0o600}, "sub/b": {Data: []byte("2"), Mode: 0o644}}); err != nil {
+	if err := Write(dir, Payload{"a": {Data: []byte("1"), Mode: 0o600}, "sub/b": {Data: []byte("2"), Mode: 0o644}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if same, _ := os.Readlink(filepath.Join(dir, dataLink)); same != first {
 		t.Error("an unchanged payload was written again")
 	}
-	if err := Write(dir, Payload{"a": {Data: []byte("one"), Mode: 0o600}, "c": {Data: []byte("3"), Mode: 0o644}}); err != nil {
+	if err := Write(dir, Payload{"a": {Data: []byte("one"), Mode: 0o600}, "c": {Data: []byte("3"), Mode: 0o644}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if read(t, filepath.Join(dir, "a")) != "one" || read(t, filepath.Join(dir, "c")) != "3" {
@@ -63,7 +64,7 @@ func TestWriteReplacesTheVolume(t *testing.T) {
 
 func TestWriteRefusesPathsOutOfTheVolume(t *testing.T) {
 	for _, path := range []string{"../x", "/etc/passwd", "a/../../x", ""} {
-		if err := Write(t.TempDir(), Payload{path: {Data: []byte("x"), Mode: 0o644}}); err == nil {
+		if err := Write(t.TempDir(), Payload{path: {Data: []byte("x"), Mode: 0o644}}, nil); err == nil {
 			t.Errorf("path %q accepted", path)
 		}
 	}
@@ -147,5 +148,57 @@ func TestFromDataItemsAndOptional(t *testing.T) {
 	}
 	if p, err := FromData(data, []corev1.KeyToPath{{Key: "z", Path: "z"}}, nil, true, "secret x"); err != nil || len(p) != 0 {
 		t.Errorf("a missing key of an optional object: %v, %v", p, err)
+	}
+}
+
+// With an fsGroup the files and an emptyDir belong to that group, the group
+// may read the files, and what is made in the emptyDir inherits the group.
+func TestFSGroupOwnsTheVolume(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("giving files to another group needs root, and CI runs as root")
+		}
+		t.Skip("not root: cannot give files to another group")
+	}
+	gid := int64(4242)
+	dir := t.TempDir()
+	if err := Write(dir, Payload{"secret": {Data: []byte("x"), Mode: 0o400}}, &gid); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(dir, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := info.Sys().(*syscall.Stat_t); st.Gid != uint32(gid) || info.Mode().Perm() != 0o440 {
+		t.Errorf("secret file: gid %d, mode %v; want gid %d, mode 0440", st.Gid, info.Mode().Perm(), gid)
+	}
+
+	empty := filepath.Join(t.TempDir(), "shared")
+	if err := MakeEmptyDir(empty, &gid); err != nil {
+		t.Fatal(err)
+	}
+	info, err = os.Stat(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := info.Sys().(*syscall.Stat_t); st.Gid != uint32(gid) || info.Mode()&(os.ModePerm|os.ModeSetgid) != 0o777|os.ModeSetgid {
+		t.Errorf("emptyDir: gid %d, mode %v; want gid %d, mode 2777", st.Gid, info.Mode(), gid)
+	}
+	if err := os.WriteFile(filepath.Join(empty, "made"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(filepath.Join(empty, "made")); err != nil || info.Sys().(*syscall.Stat_t).Gid != uint32(gid) {
+		t.Errorf("a file made in the emptyDir does not inherit its group (%v)", err)
+	}
+}
+
+// Without an fsGroup an emptyDir is writable by every user, whatever the umask.
+func TestEmptyDirIsWorldWritable(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "shared")
+	if err := MakeEmptyDir(empty, nil); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(empty); err != nil || info.Mode().Perm() != 0o777 {
+		t.Errorf("emptyDir mode %v (%v), want 0777", info.Mode(), err)
 	}
 }

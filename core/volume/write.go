@@ -29,8 +29,14 @@ type Payload map[string]File
 const dataLink = "..data"
 
 // Write makes dir hold exactly payload, replacing what it held at once; it
-// writes nothing when dir holds payload already.
-func Write(dir string, payload Payload) error {
+// writes nothing when dir holds payload already. With a pod's fsGroup, the
+// files belong to that group and the group may read them, as the kubelet
+// makes them: a container running as another user reads them through the
+// group.
+func Write(dir string, payload Payload, fsGroup *int64) error {
+	if fsGroup != nil {
+		payload = groupReadable(payload)
+	}
 	for path := range payload {
 		if err := checkPath(path); err != nil {
 			return err
@@ -56,6 +62,11 @@ func Write(dir string, payload Payload) error {
 		if err := os.Chmod(full, f.Mode); err != nil { // WriteFile's mode is filtered by the umask
 			return fmt.Errorf("write volume %s: %w", dir, err)
 		}
+		if fsGroup != nil {
+			if err := os.Chown(full, -1, int(*fsGroup)); err != nil {
+				return fmt.Errorf("write volume %s: give %s to fsGroup %d: %w", dir, path, *fsGroup, err)
+			}
+		}
 	}
 	tmpLink := filepath.Join(dir, "..data_tmp")
 	_ = os.Remove(tmpLink)
@@ -70,6 +81,37 @@ func Write(dir string, payload Payload) error {
 	}
 	if current != "" {
 		_ = os.RemoveAll(filepath.Join(dir, current))
+	}
+	return nil
+}
+
+// groupReadable adds the group's read bit to every file of payload.
+func groupReadable(payload Payload) Payload {
+	out := make(Payload, len(payload))
+	for path, f := range payload {
+		f.Mode |= 0o040
+		out[path] = f
+	}
+	return out
+}
+
+// MakeEmptyDir makes an emptyDir volume (or a subPath of one): writable by
+// every user, as the kubelet makes it; with a pod's fsGroup it belongs to
+// that group, and what is made in it too (setgid).
+func MakeEmptyDir(dir string, fsGroup *int64) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fmt.Errorf("make emptyDir %s: %w", dir, err)
+	}
+	mode := os.FileMode(0o777)
+	if fsGroup != nil {
+		if err := os.Chown(dir, -1, int(*fsGroup)); err != nil {
+			return fmt.Errorf("give emptyDir %s to fsGroup %d: %w", dir, *fsGroup, err)
+		}
+		mode |= os.ModeSetgid
+	}
+	// MkdirAll's mode is filtered by the umask.
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("make emptyDir %s writable: %w", dir, err)
 	}
 	return nil
 }

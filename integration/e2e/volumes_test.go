@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,44 @@ func TestVolumesOnTheNode(t *testing.T) {
 			t.Fatalf("the pod's volumes are still on the node after it went: %s", dir)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestFSGroupSharesTheVolumes: a pod running as an unprivileged user with an
+// fsGroup reads its Secret (mode 0400) through the group, writes to its
+// emptyDir, and what it writes there belongs to the group, as on a kubelet.
+func TestFSGroupSharesTheVolumes(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{"password": []byte("s3cret")}}
+	if _, err := env.Client().CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := busyboxPod("fsgroup", "id -G; cat /etc/creds/password; echo; echo x > /shared/made && stat -c 'made %g' /shared/made", corev1.RestartPolicyNever)
+	user, group, fsGroup := int64(1000), int64(1000), int64(2000)
+	owner := int32(0o400)
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &user, RunAsGroup: &group, FSGroup: &fsGroup}
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds", DefaultMode: &owner}}},
+		{Name: "shared", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+		{Name: "creds", MountPath: "/etc/creds"},
+		{Name: "shared", MountPath: "/shared"},
+	}
+	createPod(t, ns, pod)
+	done := waitPod(t, ns, "fsgroup", 2*time.Minute, "finished", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	})
+	out, err := kubectl(t, "-n", ns, "logs", "fsgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status.Phase != corev1.PodSucceeded {
+		t.Fatalf("the pod %s; its log:\n%s", describeStatus(done), out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !slices.Contains(strings.Fields(lines[0]), "2000") || lines[1] != "s3cret" || lines[2] != "made 2000" {
+		t.Errorf("log %q; want the groups to hold 2000, the secret read, and the file made in the emptyDir owned by group 2000", out)
 	}
 }

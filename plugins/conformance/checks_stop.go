@@ -20,6 +20,16 @@ var stopChecks = []Check{
 		Rule: "StopContainer sends SIGTERM, waits up to the grace period, then SIGKILL: a container that ignores SIGTERM is killed (exit code 137) once the grace period is over",
 		run:  checkStopSIGKILL,
 	},
+	{
+		Name: "stop-repeated",
+		Rule: "StopContainer of a container that has exited already sends nothing and answers its final status again (the same exit code), as often as it is called",
+		run:  checkStopRepeated,
+	},
+	{
+		Name: "remove-container-repeated",
+		Rule: "RemoveContainer removes the exited attempts older than keep_attempt and leaves that one listed; repeated, it succeeds and removes nothing more",
+		run:  checkRemoveContainerRepeated,
+	},
 }
 
 // stop calls StopContainer, given grace more than the per-call timeout.
@@ -79,4 +89,38 @@ func killed(st *runtimev1.ContainerStatus) bool {
 	}
 	r := strings.ToLower(st.GetReason())
 	return st.GetExitCode() != 0 && (strings.Contains(r, "kill") || strings.Contains(r, "signal"))
+}
+
+func checkStopRepeated(p *probe) {
+	pod := p.podWithImage()
+	p.start(pod, "done", 0, "exit 3")
+	p.waitExited(pod, "done", 0)
+	for i := 1; i <= 2; i++ {
+		if st := p.stop(pod, "done", 1); st.GetExitCode() != 3 {
+			p.Errorf("StopContainer #%d of an exited container answered %s; want its exit code 3", i, describeStatus(st))
+		}
+	}
+}
+
+func checkRemoveContainerRepeated(p *probe) {
+	pod := p.podWithImage()
+	p.start(pod, "old", 0, "exit 1")
+	p.waitExited(pod, "old", 0)
+	p.start(pod, "old", 1, "exit 0")
+	p.waitExited(pod, "old", 1)
+	for i := 1; i <= 2; i++ {
+		ctx, cancel := p.call()
+		_, err := p.rt().RemoveContainer(ctx, &runtimev1.RemoveContainerRequest{Node: p.node(), PodUid: pod.GetUid(), Name: "old", KeepAttempt: 1})
+		cancel()
+		if err != nil {
+			p.Fatalf("RemoveContainer #%d keeping attempt 1: %v", i, err)
+		}
+		var kept []uint32
+		for _, st := range p.attempts(pod, "old") {
+			kept = append(kept, st.GetAttempt())
+		}
+		if len(kept) != 1 || kept[0] != 1 {
+			p.Errorf("after RemoveContainer #%d keeping attempt 1, ListSandboxes lists attempts %v; want [1]", i, kept)
+		}
+	}
 }
