@@ -204,6 +204,25 @@ func TestLostPodFailsAndIsNotRecreated(t *testing.T) {
 	}
 }
 
+// A pod the backend ran once (its status has a start time) and no longer
+// lists when the agent starts was lost while nobody watched: it fails as
+// lost and is not created again.
+func TestPodGoneWhileUnwatchedIsLost(t *testing.T) {
+	gone := testPod("gone")
+	started := metav1.NewTime(time.Now().Add(-time.Minute))
+	gone.Status.Phase, gone.Status.StartTime = corev1.PodRunning, &started
+	h := newHarness(t, gone, testPod("new"))
+	h.start()
+	failed := h.waitForPhase("gone", corev1.PodFailed)
+	if failed.Status.Reason != ReasonPodLost {
+		t.Errorf("reason %q, want %s", failed.Status.Reason, ReasonPodLost)
+	}
+	h.waitForPhase("new", corev1.PodRunning)
+	if c := h.backend.Calls(string(gone.UID)); c.Creates != 0 {
+		t.Errorf("the pod gone while unwatched was created %d times, want never", c.Creates)
+	}
+}
+
 // A pod force-deleted while the backend still stops it is deleted there at
 // once, and forgotten when the backend no longer lists it.
 func TestForceDeletionCutsTheGracePeriodShort(t *testing.T) {

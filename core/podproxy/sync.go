@@ -41,7 +41,9 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		// Final: nothing is handed over again, nothing written over it.
 		c.objects.Release(uid)
 		return 0, nil
-	case c.isLost(uid) || (inBackend && backend.Lost):
+	case c.isLost(uid) || (inBackend && backend.Lost) || (!inBackend && ranOnBackend(pod)):
+		// Lost while watched, or gone while nobody watched (the agent or
+		// the plugin down): either way it is reported, never made again.
 		return 0, c.markLost(ctx, pod)
 	}
 	return 0, c.syncRunning(ctx, pod, backend, inBackend)
@@ -162,6 +164,13 @@ func (c *Controller) markLost(ctx context.Context, pod *corev1.Pod) error {
 	}
 	c.objects.Release(pod.UID)
 	return nil
+}
+
+// ranOnBackend says whether the backend has run the pod: its status holds a
+// start time, which only the backend's status gives (the hub has no kubelet
+// of its own for the pod).
+func ranOnBackend(pod *corev1.Pod) bool {
+	return pod.Status.StartTime != nil
 }
 
 func (c *Controller) handedOver(uid types.UID) string {

@@ -95,12 +95,15 @@ func TestPluginKilledDuringChurn(t *testing.T) {
 	waitFor(t, 3*time.Minute, "every pod converged", func() (bool, string) {
 		pods := podsOnNode(t, ns)
 		running := 0
+		var others []string
 		for _, p := range pods {
 			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
 				running++
+			} else {
+				others = append(others, p.Name+": "+describeStatus(&p))
 			}
 		}
-		return len(pods) == total-deleted && running == total-deleted, fmt.Sprintf("%d pods, %d running", len(pods), running)
+		return len(pods) == total-deleted && running == total-deleted, fmt.Sprintf("%d pods, %d running; the others: %v", len(pods), running, others)
 	})
 	if newPID := pluginPID(t); newPID == 0 || newPID == oldPID {
 		t.Errorf("plugin pid %d after kill -9 of %d: not restarted", newPID, oldPID)
