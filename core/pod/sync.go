@@ -193,6 +193,10 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 	switch {
 	case last == nil:
 		attempt = 0
+	case last.State == runtimev1.ContainerState_CONTAINER_STATE_CREATED:
+		// Recorded but never started: a start cut short (the plugin was
+		// killed in the middle of it). The same attempt, asked again, starts.
+		attempt = last.Attempt
 	case last.State != runtimev1.ContainerState_CONTAINER_STATE_EXITED:
 		c.setWaiting(pod.UID, ctr.Name, nil)
 		return 0, nil

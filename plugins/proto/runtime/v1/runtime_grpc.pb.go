@@ -83,7 +83,8 @@ type RuntimeClient interface {
 	// how the agent adopts what runs after any restart.
 	ListSandboxes(ctx context.Context, in *ListSandboxesRequest, opts ...grpc.CallOption) (*ListSandboxesResponse, error)
 	// StartContainer creates and starts one attempt of a container. If that
-	// attempt exists already, it returns its status and starts nothing.
+	// attempt exists already, it returns its status and starts nothing, but
+	// an attempt recorded and never started (a call cut short) is started.
 	StartContainer(ctx context.Context, in *StartContainerRequest, opts ...grpc.CallOption) (*ContainerStatus, error)
 	// StopContainer sends SIGTERM, waits up to the grace period, then SIGKILL,
 	// and returns the container's final, EXITED status.
@@ -420,7 +421,8 @@ type RuntimeServer interface {
 	// how the agent adopts what runs after any restart.
 	ListSandboxes(context.Context, *ListSandboxesRequest) (*ListSandboxesResponse, error)
 	// StartContainer creates and starts one attempt of a container. If that
-	// attempt exists already, it returns its status and starts nothing.
+	// attempt exists already, it returns its status and starts nothing, but
+	// an attempt recorded and never started (a call cut short) is started.
 	StartContainer(context.Context, *StartContainerRequest) (*ContainerStatus, error)
 	// StopContainer sends SIGTERM, waits up to the grace period, then SIGKILL,
 	// and returns the container's final, EXITED status.
