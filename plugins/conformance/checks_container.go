@@ -33,7 +33,7 @@ var containerChecks = []Check{
 	},
 	{
 		Name: "container-start-idempotent",
-		Rule: "StartContainer creates and starts one attempt of a container; if that attempt exists already, it returns its status and starts nothing",
+		Rule: "StartContainer creates and starts one attempt of a container; if that attempt exists already, it returns its status and starts nothing (only an attempt recorded and never started, a call cut short, is started)",
 		run:  checkStartIdempotent,
 	},
 	{
