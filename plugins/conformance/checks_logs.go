@@ -122,10 +122,7 @@ func checkLogsFollow(p *probe) {
 
 func checkLogsPrevious(p *probe) {
 	pod := p.podWithImage()
-	p.start(pod, "app", 0, "echo attempt-0")
-	p.waitExited(pod, "app", 0)
-	p.start(pod, "app", 1, "echo attempt-1")
-	p.waitExited(pod, "app", 1)
+	p.runAttempts(pod, "app", "echo attempt-0", "echo attempt-1")
 	out, err := p.logs(&runtimev1.ContainerLogsRequest{PodUid: pod.GetUid(), Container: "app", TailLines: -1, Previous: true})
 	if err != nil {
 		p.Fatalf("ContainerLogs with previous: %v", err)

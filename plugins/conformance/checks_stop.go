@@ -104,10 +104,7 @@ func checkStopRepeated(p *probe) {
 
 func checkRemoveContainerRepeated(p *probe) {
 	pod := p.podWithImage()
-	p.start(pod, "old", 0, "exit 1")
-	p.waitExited(pod, "old", 0)
-	p.start(pod, "old", 1, "exit 0")
-	p.waitExited(pod, "old", 1)
+	p.runAttempts(pod, "old", "exit 1", "exit 0")
 	for i := 1; i <= 2; i++ {
 		ctx, cancel := p.call()
 		_, err := p.rt().RemoveContainer(ctx, &runtimev1.RemoveContainerRequest{Node: p.node(), PodUid: pod.GetUid(), Name: "old", KeepAttempt: 1})

@@ -186,6 +186,15 @@ func (p *probe) waitState(pod *runtimev1.PodRef, name string, attempt uint32, st
 	}
 }
 
+// runAttempts runs one attempt of the container per script, 0, 1, …, each
+// to its exit before the next.
+func (p *probe) runAttempts(pod *runtimev1.PodRef, name string, scripts ...string) {
+	for i, script := range scripts {
+		p.start(pod, name, uint32(i), script)
+		p.waitExited(pod, name, uint32(i))
+	}
+}
+
 func (p *probe) waitExited(pod *runtimev1.PodRef, name string, attempt uint32) *runtimev1.ContainerStatus {
 	return p.waitState(pod, name, attempt, runtimev1.ContainerState_CONTAINER_STATE_EXITED)
 }
