@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,9 +83,29 @@ func waitPod(t *testing.T, ns, name string, timeout time.Duration, what string, 
 		return cond(p), nil
 	})
 	if err != nil {
-		t.Fatalf("pod %s/%s: not %s within %s; last status: %s", ns, name, what, timeout, describeStatus(last))
+		t.Fatalf("pod %s/%s: not %s within %s; last status: %s\nthe agent's log of it:\n%s", ns, name, what, timeout, describeStatus(last), agentLogOf(ns, name, last))
 	}
 	return last
+}
+
+// agentLogOf is what the agent's log says of the pod (by name or UID): the
+// part of it a failed wait needs, which the end of the log seldom holds.
+func agentLogOf(ns, name string, p *corev1.Pod) string {
+	data, err := os.ReadFile(filepath.Join(env.Paths().Logs, "agent.log"))
+	if err != nil {
+		return err.Error()
+	}
+	field := "pod=" + ns + "/" + name
+	var lines []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if (p != nil && strings.Contains(line, string(p.UID))) || slices.Contains(strings.Fields(line), field) {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > 100 {
+		lines = lines[len(lines)-100:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func describeStatus(p *corev1.Pod) string {
