@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/fedlet/fedlet/core/podproxy"
 )
 
 // TestHubAgentRestartLeavesTheMemberPodAlone: the hub's agent is killed and
@@ -45,12 +47,11 @@ func TestHubAgentRestartLeavesTheMemberPodAlone(t *testing.T) {
 	if err != nil || len(pods) != 2 {
 		t.Fatalf("member pods of %s: %s (%v)", ns, describePods(pods), err)
 	}
-	var before corev1.Pod
+	byName := map[string]corev1.Pod{}
 	for _, p := range pods {
-		if p.Name == far.Name {
-			before = p
-		}
+		byName[p.Name] = p
 	}
+	before, gone := byName[far.Name], byName[vanishing.Name]
 	// The member attaches its pod as (pod UID, eth0) on its own network.
 	rule := fmt.Sprintf("net: %s, if: eth0, id: %s", member.PodNetwork().Name, before.UID)
 	if rules := masqueradeRules(t); !strings.Contains(rules, rule) {
@@ -59,12 +60,6 @@ func TestHubAgentRestartLeavesTheMemberPodAlone(t *testing.T) {
 
 	if err := hub.KillAgent(); err != nil {
 		t.Fatal(err)
-	}
-	var gone corev1.Pod
-	for _, p := range pods {
-		if p.Name == vanishing.Name {
-			gone = p
-		}
 	}
 	if err := member.Client().CoreV1().Pods(gone.Namespace).Delete(ctx, gone.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatalf("delete the member's pod %s while the hub agent is down: %v", gone.Name, err)
@@ -103,7 +98,7 @@ func TestHubAgentRestartLeavesTheMemberPodAlone(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "ProviderPodLost", describePod(p) + " reason " + p.Status.Reason
+		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == podproxy.ReasonPodLost, describePod(p) + " reason " + p.Status.Reason
 	})
 	if pods, err := memberPods(ctx, ns); err != nil || len(pods) != 1 {
 		t.Errorf("member pods after the lost one was reported: %s (%v); want only %s", describePods(pods), err, far.Name)

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
@@ -216,20 +217,12 @@ func (m *member) awaitCached(ctx context.Context, pod *corev1.Pod) {
 	if !m.pods.HasSynced() {
 		return // ListPods asks the member itself until the cache is filled
 	}
-	ctx, cancel := context.WithTimeout(ctx, cacheLag)
-	defer cancel()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if cur := m.cachedPod(pod.Namespace, pod.Name); cur != nil && cur.UID == pod.UID {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			m.logger.Debug("pod cache has not seen a created pod yet", "pod", pod.Namespace+"/"+pod.Name)
-			return
-		case <-tick.C:
-		}
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Millisecond, cacheLag, true, func(context.Context) (bool, error) {
+		cur := m.cachedPod(pod.Namespace, pod.Name)
+		return cur != nil && cur.UID == pod.UID, nil
+	})
+	if err != nil {
+		m.logger.Debug("pod cache has not seen a created pod yet", "pod", pod.Namespace+"/"+pod.Name)
 	}
 }
 
