@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			}
 		}
 		p := &networkProcess{
-			spec:    pluginhost.NetworkSpec{Name: nc.Name, Plugin: nc.Plugin, Config: nc.Config, Nodes: names},
+			spec:    pluginhost.NetworkSpec{Name: nc.Name, Plugin: nc.Plugin, Config: nc.Config, Nodes: names, CallTimeout: nc.Timeout()},
 			log:     log.With("plugin", nc.Name),
 			started: make(chan struct{}),
 		}
@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			continue
 		}
 		r := &runtimeNodes{
-			spec:          pluginhost.RuntimeSpec{Name: rc.Name, Plugin: rc.Plugin, Config: rc.Config, Nodes: nodeNames(nodes)},
+			spec:          pluginhost.RuntimeSpec{Name: rc.Name, Plugin: rc.Plugin, Config: rc.Config, Nodes: nodeNames(nodes), CallTimeout: rc.Timeout()},
 			nodes:         nodes,
 			memberSecrets: memberSecrets,
 			nodeAPIPort:   int32(port),

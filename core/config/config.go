@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -74,6 +75,20 @@ type PluginProcess struct {
 	Plugin string `json:"plugin"`
 	// Config is handed to the plugin as JSON, unread by the agent.
 	Config json.RawMessage `json:"config,omitempty"`
+	// CallTimeout bounds each call the agent makes to the plugin that has no
+	// bound of its own (a container's stop has its grace period; log, exec,
+	// attach and port-forward streams last as long as their clients), such
+	// as "30s" or "5m"; 2 minutes, the kubelet's runtime request timeout,
+	// if unset. An image pull is one call. A call that takes longer fails,
+	// and the pod it was for gets a status saying so.
+	CallTimeout string `json:"callTimeout,omitempty"`
+}
+
+// Timeout is CallTimeout as a duration, zero when unset (the plugin host's
+// default); call it on a validated config.
+func (p PluginProcess) Timeout() time.Duration {
+	d, _ := time.ParseDuration(p.CallTimeout)
+	return d
 }
 
 // Node is one Node the agent registers.

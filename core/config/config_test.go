@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 const valid = `
@@ -39,6 +40,16 @@ func TestParseValid(t *testing.T) {
 	if cfg.Nodes[0].Taints[0].Effect != "NoSchedule" {
 		t.Errorf("taint not decoded: %+v", cfg.Nodes[0].Taints)
 	}
+	if got := cfg.Runtimes[0].Timeout(); got != 0 {
+		t.Errorf("runtime call timeout = %s, want 0 (the plugin host's default)", got)
+	}
+	cfg, err = Parse([]byte(strings.Replace(valid, "plugin: fedlet-runtime-containerd\n", "plugin: fedlet-runtime-containerd\n    callTimeout: 45s\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Runtimes[0].Timeout(); got != 45*time.Second {
+		t.Errorf("runtime call timeout = %s, want 45s", got)
+	}
 }
 
 // Members alone are enough nodes: they come at run time.
@@ -71,6 +82,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad cluster DNS", "kind: AgentConfig", "kind: AgentConfig\nclusterDNS: [kube-dns]", `clusterDNS[0]: "kube-dns" is not an IP address`},
 		{"network plugin path", "nodes:", "networks: [{name: cni, plugin: /bin/x}]\nnodes:", `networks[0].plugin: "/bin/x" is not a plugin name`},
 		{"members' runtime", "nodes:", "members: {runtime: members}\nnodes:", `members.runtime: "members" names no runtime (expected one of the runtimes[].name: containerd (a kubernetes plugin))`},
+		{"bad call timeout", "plugin: fedlet-runtime-containerd\n", "plugin: fedlet-runtime-containerd\n    callTimeout: 2 minutes\n", `runtimes[0].callTimeout: "2 minutes" is not a duration of a second or more`},
+		{"tiny call timeout", "plugin: fedlet-runtime-containerd\n", "plugin: fedlet-runtime-containerd\n    callTimeout: 10ms\n", `runtimes[0].callTimeout: "10ms" is not a duration`},
 		{"members' namespace", "nodes:", "members: {runtime: containerd, namespace: Fedlet_System}\nnodes:", `members.namespace: "Fedlet_System" is not a namespace name`},
 	}
 	for _, tc := range cases {

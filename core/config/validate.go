@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // FieldError names the field that is wrong and what is expected of it.
@@ -135,6 +136,11 @@ func validatePlugins(field string, list []PluginProcess, add func(field, problem
 		}
 		if len(p.Config) > 0 && !json.Valid(p.Config) {
 			add(f+".config", "is not a mapping", "a mapping handed to the plugin")
+		}
+		if p.CallTimeout != "" {
+			if d, err := time.ParseDuration(p.CallTimeout); err != nil || d < time.Second {
+				add(f+".callTimeout", fmt.Sprintf("%q is not a duration of a second or more", p.CallTimeout), `a duration such as "30s" or "5m"`)
+			}
 		}
 	}
 	return seen

@@ -39,7 +39,7 @@ type Host struct {
 // timing holds the durations of supervision; tests shorten some of them.
 type timing struct {
 	startTimeout   time.Duration // from exec to go-plugin's handshake line
-	callTimeout    time.Duration // each of Describe and Configure at a start
+	setupTimeout   time.Duration // each of Describe and Configure at a start
 	healthInterval time.Duration
 	healthTimeout  time.Duration
 	healthFailures int // consecutive failed checks that make a plugin unhealthy
@@ -51,7 +51,7 @@ type timing struct {
 
 var defaultTiming = timing{
 	startTimeout:   30 * time.Second,
-	callTimeout:    30 * time.Second,
+	setupTimeout:   30 * time.Second,
 	healthInterval: 5 * time.Second,
 	healthTimeout:  5 * time.Second,
 	healthFailures: 2,

@@ -92,7 +92,7 @@ func (p *process[D]) launch(ctx context.Context) (*instance[D], error) {
 		return nil, withStderr(fmt.Errorf("plugin %q (%s): %w", spec.Plugin, path, inst.startError(p.kind.family, err)), inst.stderr)
 	}
 
-	if err := inst.configure(ctx, &p.kind, spec, h.timing.callTimeout); err != nil {
+	if err := inst.configure(ctx, &p.kind, spec, h.timing.setupTimeout); err != nil {
 		inst.stop(true, h.timing.stopTimeout)
 		return nil, withStderr(fmt.Errorf("plugin %q (%s) pid %d: %w", spec.Plugin, path, inst.pid, err), inst.stderr)
 	}

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -21,7 +22,17 @@ type PluginSpec struct {
 	// NodeSettings are settings of single nodes that come from the cluster
 	// (runtime plugins; a member's kubeconfig), by node name.
 	NodeSettings map[string]map[string][]byte
+	// CallTimeout bounds every unary call made through the process's client
+	// whose context has no deadline of its own, so that a plugin that
+	// answers its health checks but hangs a call holds up no caller for
+	// ever; DefaultCallTimeout if zero. Streams are bounded by their
+	// callers.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is PluginSpec.CallTimeout's default, the kubelet's
+// runtime request timeout.
+const DefaultCallTimeout = 2 * time.Minute
 
 // describer is what every protocol's DescribeResponse has.
 type describer interface {

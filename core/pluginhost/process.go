@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,6 +24,8 @@ type process[D describer] struct {
 	spec PluginSpec
 	log  *slog.Logger
 	done chan struct{}
+	// callTimeout bounds each unary call that has no deadline of its own.
+	callTimeout time.Duration
 
 	cur     atomic.Pointer[instance[D]] // nil while no process is ready
 	stopped atomic.Bool
@@ -50,6 +54,11 @@ func startProcess[D describer](ctx context.Context, h *Host, k kind[D], spec Plu
 		log:  h.log.With("plugin", spec.Name),
 		done: make(chan struct{}),
 		subs: map[int]chan PluginEvent[D]{},
+
+		callTimeout: spec.CallTimeout,
+	}
+	if p.callTimeout <= 0 {
+		p.callTimeout = DefaultCallTimeout
 	}
 	inst, err := p.launch(ctx)
 	if err != nil {
@@ -80,7 +89,7 @@ func (p *process[D]) reconfigure(ctx context.Context, nodes []string, settings m
 	if inst == nil {
 		return nil // configured at its start (or caught up, see catchUp)
 	}
-	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.setupTimeout)
 	defer cancel()
 	if err := p.kind.configure(callCtx, inst.conn, spec); err != nil {
 		return fmt.Errorf("configure plugin %s with nodes %v: %w", spec.Name, nodes, err)
@@ -95,7 +104,7 @@ func (p *process[D]) catchUp(ctx context.Context, inst *instance[D]) {
 	if gen == inst.specGen {
 		return
 	}
-	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.setupTimeout)
 	defer cancel()
 	if err := p.kind.configure(callCtx, inst.conn, spec); err != nil {
 		p.log.Error("configure the restarted plugin with its current nodes", "nodes", spec.Nodes, "err", err)
@@ -133,11 +142,23 @@ func (f forwardConn[D]) Invoke(ctx context.Context, method string, args, reply a
 	if err != nil {
 		return err
 	}
-	err = inst.conn.Invoke(ctx, method, args, reply, opts...)
-	if c := status.Code(err); (c == codes.Canceled || c == codes.Unavailable) && ctx.Err() == nil && f.p.cur.Load() != inst {
+	callCtx, timeout := ctx, time.Duration(0)
+	if _, ok := ctx.Deadline(); !ok {
+		timeout = f.p.callTimeout
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err = inst.conn.Invoke(callCtx, method, args, reply, opts...)
+	c := status.Code(err)
+	if (c == codes.Canceled || c == codes.Unavailable) && ctx.Err() == nil && f.p.cur.Load() != inst {
 		// The process went away during the call: say so in the code callers
 		// retry on, rather than the Canceled of a closed connection.
 		return status.Errorf(codes.Unavailable, "plugin %s went down during the call: %v", f.p.spec.Name, err)
+	}
+	if c == codes.DeadlineExceeded && timeout > 0 && ctx.Err() == nil {
+		// Name who did not answer: this message becomes a pod's status.
+		return status.Errorf(codes.DeadlineExceeded, "plugin %s did not answer %s within %s", f.p.spec.Name, path.Base(method), timeout)
 	}
 	return err
 }

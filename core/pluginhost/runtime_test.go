@@ -313,6 +313,35 @@ func TestRestartWhenUnhealthy(t *testing.T) {
 	}
 }
 
+// A plugin that answers its health checks but hangs a call: the call fails
+// once the spec's CallTimeout has passed, naming the plugin and the call, and
+// the process is neither restarted nor held up. A caller's own deadline is
+// kept.
+func TestCallTimeoutBoundsHungCalls(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	spec := testSpec()
+	spec.CallTimeout = 300 * time.Millisecond
+	r := startTestRuntime(t, h, spec)
+	pid := pidOf(t, nodeInfo(t, r, "node-a"))
+
+	_, err := r.Client().PullImage(t.Context(), &runtimev1.PullImageRequest{Node: "node-a", Image: "hang"})
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "plugin mem did not answer PullImage within 300ms") {
+		t.Errorf("hung call: %v; want DeadlineExceeded naming the plugin, the call and the timeout", err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err = r.Client().PullImage(ctx, &runtimev1.PullImageRequest{Node: "node-a", Image: "hang"})
+	if took := time.Since(began); status.Code(err) != codes.DeadlineExceeded || took < time.Second {
+		t.Errorf("a call with its own deadline of 1.5s: %v after %s; want DeadlineExceeded at its own deadline", err, took)
+	}
+
+	if got := pidOf(t, nodeInfo(t, r, "node-a")); got != pid {
+		t.Errorf("the plugin was restarted (pid %d, was %d) for a hung call", got, pid)
+	}
+}
+
 func TestStopWhenContextEnds(t *testing.T) {
 	h, _ := newTestHost(t, Config{})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -35,10 +35,7 @@ const (
 	workers = 16
 	// resyncPeriod relists the runtime even when nothing was heard from it.
 	resyncPeriod = time.Minute
-	// callTimeout bounds each runtime call but StopContainer, whose bound
-	// is the grace period.
-	callTimeout = 2 * time.Minute
-	uidIndex    = "uid"
+	uidIndex     = "uid"
 )
 
 // Config describes the node whose pods the controller runs.
@@ -117,7 +114,9 @@ type Controller struct {
 
 type waitReason struct{ reason, message string }
 
-// New returns a controller for cfg.Node; Run starts it.
+// New returns a controller for cfg.Node; Run starts it. runtime bounds the
+// calls that have no deadline of their own (the plugin host's client does);
+// the controller bounds only a container's stop, by its grace period.
 func New(cfg Config, client kubernetes.Interface, runtime runtimev1.RuntimeClient, status *podstatus.Manager, events record.EventRecorder, log *slog.Logger) *Controller {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

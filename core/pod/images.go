@@ -68,9 +68,7 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 	}
 	c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
 	began := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, err := c.pullWithSecrets(callCtx, pod, &runtimev1.PullImageRequest{
+	_, err := c.pullWithSecrets(ctx, pod, &runtimev1.PullImageRequest{
 		Node:   c.node,
 		Image:  ctr.Image,
 		Always: ctr.ImagePullPolicy == corev1.PullAlways,
@@ -95,9 +93,7 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 // imagePresent asks the runtime whether the image is on the node, without
 // pulling it (a pull with policy Never). An absent image is (false, nil).
 func (c *Controller) imagePresent(ctx context.Context, image string) (bool, error) {
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, err := c.runtime.PullImage(callCtx, &runtimev1.PullImageRequest{Node: c.node, Image: image, Never: true})
+	_, err := c.runtime.PullImage(ctx, &runtimev1.PullImageRequest{Node: c.node, Image: image, Never: true})
 	switch status.Code(err) {
 	case codes.OK:
 		return true, nil

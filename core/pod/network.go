@@ -81,9 +81,7 @@ func (c *Controller) addAttachment(ctx context.Context, pod *corev1.Pod, sb *run
 	for _, cidr := range cidrs {
 		req.IpRanges = append(req.IpRanges, &networkv1.IPRangeSet{Ranges: []*networkv1.IPRange{{Subnet: cidr}}})
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	res, err := n.client.Add(callCtx, req)
+	res, err := n.client.Add(ctx, req)
 	if err != nil {
 		return fmt.Errorf("attach network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
@@ -127,9 +125,7 @@ func (c *Controller) detachNetwork(ctx context.Context, uid types.UID) error {
 	if p := c.podByUID(uid); p != nil {
 		req.Pod.Namespace, req.Pod.Name = p.Namespace, p.Name
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if _, err := n.client.Del(callCtx, req); err != nil {
+	if _, err := n.client.Del(ctx, req); err != nil {
 		return fmt.Errorf("detach network of pod %s: %w", uid, err)
 	}
 	n.mu.Lock()
@@ -180,9 +176,7 @@ func (c *Controller) collectNetworkGarbage(ctx context.Context, sandboxes []*run
 	for uid := range keep {
 		req.ValidAttachments = append(req.ValidAttachments, &networkv1.Attachment{ContainerId: uid, Ifname: podIfname})
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	resp, err := n.client.GC(callCtx, req)
+	resp, err := n.client.GC(ctx, req)
 	if err != nil {
 		c.log.Warn("collect network garbage", "err", err)
 		return

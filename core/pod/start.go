@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -43,11 +44,12 @@ func (c *Controller) startContainer(ctx context.Context, pod *corev1.Pod, ctr *c
 	}
 	c.pullBackoff.Reset(backoffKey(pod.UID, "config/"+ctr.Name))
 
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	st, err := c.runtime.StartContainer(callCtx, &runtimev1.StartContainerRequest{
+	st, err := c.runtime.StartContainer(ctx, &runtimev1.StartContainerRequest{
 		Node: c.node, Pod: podRef(pod), Container: spec, Attempt: attempt,
 	})
+	if err == nil {
+		err = answersFor(st, pod.UID, ctr.Name, attempt)
+	}
 	if err != nil {
 		msg := status.Convert(err).Message()
 		if status.Code(err) == codes.Unavailable || ctx.Err() != nil {
@@ -73,6 +75,17 @@ func (c *Controller) startContainer(ctx context.Context, pod *corev1.Pod, ctr *c
 		return 0, c.postStart(ctx, pod, ctr, st)
 	}
 	return 0, nil
+}
+
+// answersFor checks that a StartContainer answer is the status of the
+// attempt asked for: a plugin's garbage must not stand for another
+// container, nor for another pod's.
+func answersFor(st *runtimev1.ContainerStatus, uid types.UID, name string, attempt uint32) error {
+	if st.GetPod().GetUid() == string(uid) && st.GetName() == name && st.GetAttempt() == attempt {
+		return nil
+	}
+	return fmt.Errorf("the runtime answered StartContainer with the status of container %q attempt %d of pod %q, not of attempt %d of this one",
+		st.GetName(), st.GetAttempt(), st.GetPod().GetUid(), attempt)
 }
 
 // buildSpec resolves the container's environment and translates it into

@@ -163,9 +163,7 @@ func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("encode pod: %w", err)
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	sb, err := c.runtime.RunSandbox(callCtx, &runtimev1.RunSandboxRequest{
+	sb, err := c.runtime.RunSandbox(ctx, &runtimev1.RunSandboxRequest{
 		Node:        c.node,
 		Pod:         podRef(pod),
 		HostNetwork: pod.Spec.HostNetwork,
@@ -219,9 +217,7 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 }
 
 func (c *Controller) removeAttemptsBefore(ctx context.Context, uid types.UID, name string, keep uint32) {
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, err := c.runtime.RemoveContainer(callCtx, &runtimev1.RemoveContainerRequest{Node: c.node, PodUid: string(uid), Name: name, KeepAttempt: keep})
+	_, err := c.runtime.RemoveContainer(ctx, &runtimev1.RemoveContainerRequest{Node: c.node, PodUid: string(uid), Name: name, KeepAttempt: keep})
 	if err != nil {
 		c.log.Warn("remove old container attempts", "pod_uid", uid, "container", name, "err", err)
 		return
@@ -233,9 +229,7 @@ func (c *Controller) removeSandbox(ctx context.Context, uid types.UID) error {
 	if err := c.detachNetwork(ctx, uid); err != nil {
 		return err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if _, err := c.runtime.RemoveSandbox(callCtx, &runtimev1.RemoveSandboxRequest{Node: c.node, PodUid: string(uid)}); err != nil {
+	if _, err := c.runtime.RemoveSandbox(ctx, &runtimev1.RemoveSandboxRequest{Node: c.node, PodUid: string(uid)}); err != nil {
 		return fmt.Errorf("remove sandbox of pod %s: %w", uid, err)
 	}
 	c.forget(uid)

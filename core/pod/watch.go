@@ -49,9 +49,7 @@ func (c *Controller) applyContainerEvents(ctx context.Context, events <-chan *ru
 // listRuntime replaces the runtime state with a fresh listing and re-checks
 // every pod of the node and every pod the runtime holds.
 func (c *Controller) listRuntime(ctx context.Context) error {
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	resp, err := c.runtime.ListSandboxes(callCtx, &runtimev1.ListSandboxesRequest{Node: c.node})
+	resp, err := c.runtime.ListSandboxes(ctx, &runtimev1.ListSandboxesRequest{Node: c.node})
 	if err != nil {
 		return err
 	}

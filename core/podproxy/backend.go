@@ -132,9 +132,7 @@ func (c *Controller) applyPodStatuses(ctx context.Context, events <-chan *runtim
 // listBackend replaces the backend state with a fresh listing and re-checks
 // every pod of the node and every pod the backend holds.
 func (c *Controller) listBackend(ctx context.Context) error {
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	resp, err := c.backend.ListPods(callCtx, &runtimev1.ListPodsRequest{Node: c.node})
+	resp, err := c.backend.ListPods(ctx, &runtimev1.ListPodsRequest{Node: c.node})
 	if err != nil {
 		return err
 	}

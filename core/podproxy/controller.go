@@ -34,9 +34,7 @@ const (
 	workers = 8
 	// resyncPeriod relists the backend even when nothing was heard from it.
 	resyncPeriod = time.Minute
-	// callTimeout bounds each backend call.
-	callTimeout = 2 * time.Minute
-	uidIndex    = "uid"
+	uidIndex     = "uid"
 )
 
 // Config describes the node whose pods the controller runs.
@@ -85,7 +83,8 @@ type Controller struct {
 	nodeIPTime time.Time
 }
 
-// New returns a controller for cfg.Node; Run starts it.
+// New returns a controller for cfg.Node; Run starts it. backend bounds the
+// calls (the plugin host's client does).
 func New(cfg Config, client kubernetes.Interface, backend runtimev1.RuntimeClient, status *podstatus.Manager, events record.EventRecorder, log *slog.Logger) *Controller {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

@@ -48,9 +48,7 @@ func (c *Controller) syncDeleted(ctx context.Context, pod *corev1.Pod, backend *
 		return nil
 	}
 	grace := deletionGrace(pod, time.Now())
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, err := c.backend.DeletePod(callCtx, &runtimev1.DeletePodRequest{
+	_, err := c.backend.DeletePod(ctx, &runtimev1.DeletePodRequest{
 		Node: c.node, Pod: podRef(pod), GracePeriodSeconds: grace,
 	})
 	if err != nil {
@@ -80,9 +78,7 @@ func (c *Controller) deleteOrphan(ctx context.Context, uid types.UID, backend *r
 	if ref == nil {
 		ref = &runtimev1.PodRef{Uid: string(uid)}
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, err := c.backend.DeletePod(callCtx, &runtimev1.DeletePodRequest{Node: c.node, Pod: ref, GracePeriodSeconds: 0})
+	_, err := c.backend.DeletePod(ctx, &runtimev1.DeletePodRequest{Node: c.node, Pod: ref, GracePeriodSeconds: 0})
 	if err != nil {
 		return fmt.Errorf("delete pod %s/%s (%s), gone from the API server, on the backend: %w", ref.Namespace, ref.Name, uid, err)
 	}

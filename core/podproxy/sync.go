@@ -105,9 +105,7 @@ func (c *Controller) createPod(ctx context.Context, pod *corev1.Pod, deps *depen
 	if err != nil {
 		return nil, err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	st, err := c.backend.CreatePod(callCtx, &runtimev1.CreatePodRequest{
+	st, err := c.backend.CreatePod(ctx, &runtimev1.CreatePodRequest{
 		Node: c.node, PodObject: podBytes, ConfigMaps: cms, Secrets: secrets,
 	})
 	if err != nil {

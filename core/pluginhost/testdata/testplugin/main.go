@@ -12,6 +12,10 @@
 //
 // Configure logs a record with slog and prints a line to stdout.
 //
+// PullImage of the image "hang" answers nothing until the call ends, as a
+// plugin that passes its health checks but hangs a call; other images are
+// sdktest.Runtime's.
+//
 // GetNode reports, in its capacity map, the process's pid ("test/pid"), the
 // number of Configure calls ("test/configure-calls"), the config
 // ("test/config") and the transport of the call ("test/transport": "tls"
@@ -86,6 +90,14 @@ func (r testRuntime) GetNode(ctx context.Context, req *runtimev1.GetNodeRequest)
 	capacity["test/transport"] = transport
 	node.Capacity = capacity
 	return node, nil
+}
+
+func (r testRuntime) PullImage(ctx context.Context, req *runtimev1.PullImageRequest) (*runtimev1.PullImageResponse, error) {
+	if req.GetImage() == "hang" {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return r.Runtime.PullImage(ctx, req)
 }
 
 func main() {
