@@ -21,6 +21,11 @@ var execChecks = []Check{
 		run:  checkExecOutput,
 	},
 	{
+		Name: "exec-ends-with-command",
+		Rule: "Exec ends once its command has exited, with the output written until then: a child the command leaves running, which keeps its stdout open, does not hold the call open",
+		run:  checkExecEndsWithCommand,
+	},
+	{
 		Name: "exec-stdin",
 		Rule: "later Exec requests carry the command's stdin and its end (stdin_done); without stdin the command's stdin is empty",
 		run:  checkExecStdin,
@@ -186,6 +191,15 @@ func (p *probe) wantExited(what string, out *execOutput) {
 	}
 	if len(out.afterExit) > 0 {
 		p.Errorf("%s sent %d responses after the exit code, want none: %v", what, len(out.afterExit), out.afterExit)
+	}
+}
+
+func checkExecEndsWithCommand(p *probe) {
+	pod := p.podWithImage()
+	p.sleeper(pod, "target")
+	out := p.exec(pod, "target", &runtimev1.ExecStart{Command: []string{"sh", "-c", "echo started; sleep 3600 &"}})
+	if out.stdout.String() != "started\n" || out.exitCode != 0 {
+		p.Errorf("exec answered %s; want stdout %q and exit code 0", out, "started\n")
 	}
 }
 

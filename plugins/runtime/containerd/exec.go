@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -23,6 +24,10 @@ import (
 
 // Exec implements runtimev1.RuntimeServer: it runs a command beside the
 // container's main process, in its namespaces, with its environment.
+// execOutputDrain is how long an exec's output is still read after its
+// command has exited.
+const execOutputDrain = 2 * time.Second
+
 func (b *Backend) Exec(stream grpc.BidiStreamingServer[runtimev1.ExecRequest, runtimev1.ExecResponse]) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -127,7 +132,18 @@ func (s *session) exec(ctx context.Context, start *runtimev1.ExecStart, stream g
 
 	select {
 	case st := <-exited:
-		proc.IO().Wait() // all output is sent before the exit code
+		// All output is sent before the exit code; but a child the command
+		// left running holds its stdout open for as long as it lives, and
+		// must not hold up a hook or a probe with it.
+		drained := make(chan struct{})
+		go func() {
+			proc.IO().Wait()
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-time.After(execOutputDrain):
+		}
 		return out.send(&runtimev1.ExecResponse{Response: &runtimev1.ExecResponse_ExitCode{ExitCode: int32(st.ExitCode())}})
 	case <-ctx.Done():
 		_ = proc.Kill(cleanup, syscall.SIGKILL)
