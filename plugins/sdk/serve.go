@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
@@ -24,8 +25,8 @@ import (
 //
 // ServeRuntime returns when the host shuts the plugin down. Run outside a
 // host, it prints that the program is a plugin and exits with status 1.
-func ServeRuntime(impl runtimev1.RuntimeServer) {
-	serve(VersionedPlugins(impl))
+func ServeRuntime(impl runtimev1.RuntimeServer, opts ...ServeOption) {
+	serve(VersionedPlugins(impl), opts)
 }
 
 // ServeNetwork serves impl as a fedlet network plugin, exactly as
@@ -35,12 +36,30 @@ func ServeRuntime(impl runtimev1.RuntimeServer) {
 //
 // ServeNetwork returns when the host shuts the plugin down. Run outside a
 // host, it prints that the program is a plugin and exits with status 1.
-func ServeNetwork(impl networkv1.NetworkServer) {
-	serve(NetworkVersionedPlugins(impl))
+func ServeNetwork(impl networkv1.NetworkServer, opts ...ServeOption) {
+	serve(NetworkVersionedPlugins(impl), opts)
+}
+
+// ServeOption changes how ServeRuntime and ServeNetwork serve a plugin.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	grpcOptions []grpc.ServerOption
+}
+
+// WithServerOptions adds options to the plugin's gRPC server, after those
+// go-plugin sets (its mutual TLS): interceptors that measure or trace every
+// call, say.
+func WithServerOptions(opts ...grpc.ServerOption) ServeOption {
+	return func(c *serveConfig) { c.grpcOptions = append(c.grpcOptions, opts...) }
 }
 
 // serve is the main of every kind of plugin.
-func serve(versions map[int]plugin.PluginSet) {
+func serve(versions map[int]plugin.PluginSet, opts []ServeOption) {
+	var cfg serveConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	level := logLevelFromEnv()
 	// go-plugin replaces os.Stderr with a pipe once it serves; the handler
 	// keeps the real stderr, which is the stream the host parses.
@@ -50,7 +69,9 @@ func serve(versions map[int]plugin.PluginSet) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: versions,
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer: func(base []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(base, cfg.grpcOptions...))
+		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Output:     os.Stderr,
 			JSONFormat: true,
