@@ -34,8 +34,8 @@ type Cluster struct {
 	pki   *pki
 	sup   *supervisor
 	lock  *os.File
-	// name is the cluster's name in a federation: HubName, a member's
-	// name, or "" for a cluster alone.
+	// name is the cluster's name in a federation: a member's name, or
+	// HubName for every other cluster.
 	name    string
 	members []*Cluster // started before this cluster, stopped after it
 
@@ -96,7 +96,8 @@ func start(ctx context.Context, opts Options, hub *memberOf) (*Cluster, error) {
 	switch {
 	case hub != nil:
 		c.name, failed, whose = hub.name, hub.failed, " of member cluster "+hub.name
-	case opts.Members > 0:
+	default:
+		// Members may also be added at run time (fedlet member add).
 		c.name = HubName
 	}
 	if err := c.prepare(ctx); err != nil {
@@ -313,8 +314,9 @@ func (c *Cluster) Paths() Paths { return c.paths }
 // NodeName is the name of the fedlet node.
 func (c *Cluster) NodeName() string { return c.opts.NodeName }
 
-// Name is the cluster's name in a federation: HubName for a cluster with
-// members, a member's own name (member-1, ...), or "" for a cluster alone.
+// Name is the cluster's name in a federation: a member's own name
+// (member-1, ...), or HubName for every other cluster, which may be given
+// members at run time.
 func (c *Cluster) Name() string { return c.name }
 
 // Members are the member clusters, in start order: member-1 first.
