@@ -53,8 +53,18 @@ func New(client kubernetes.Interface, log *slog.Logger) *Manager {
 func (m *Manager) Set(pod *corev1.Pod, status *corev1.PodStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	last, written := m.written[pod.UID]
-	if equality.Semantic.DeepEqual(&pod.Status, status) || (written && equality.Semantic.DeepEqual(last, status)) {
+	// What the API server has: the last status written, until the
+	// informer's copy of the pod shows it; then that copy, and the written
+	// one is dropped, since it costs memory for every pod.
+	known := &pod.Status
+	if last, ok := m.written[pod.UID]; ok {
+		if equality.Semantic.DeepEqual(last, &pod.Status) {
+			delete(m.written, pod.UID)
+		} else {
+			known = last
+		}
+	}
+	if equality.Semantic.DeepEqual(known, status) {
 		delete(m.pending, pod.UID) // an older, different status must not be written after this one
 		return
 	}
