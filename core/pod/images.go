@@ -66,6 +66,9 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
 		return c.pullBackoff.Get(key), nil
 	}
+	// A pull may take minutes: the pod says meanwhile that its containers
+	// are being created.
+	c.report(pod)
 	c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
 	began := time.Now()
 	_, err := c.pullWithSecrets(ctx, pod, &runtimev1.PullImageRequest{

@@ -61,6 +61,11 @@ func TestMisbehavingPluginCallsGetAReason(t *testing.T) {
 		faulty[name] = createPod(t, ns, p)
 	}
 
+	// While the pull hangs, the pod says that its container is being created.
+	waitPod(t, ns, "hang-pull", time.Minute, "ContainerCreating while its pull hangs", func(p *corev1.Pod) bool {
+		return waitingReason(p) == "ContainerCreating"
+	})
+
 	want := map[string]struct{ reasons, message string }{
 		"hang-pull":     {"ErrImagePull ImagePullBackOff", "plugin misbehaving did not answer PullImage within 3s"},
 		"hang-start":    {"CreateContainerError", "plugin misbehaving did not answer StartContainer within 3s"},
@@ -103,21 +108,14 @@ func TestMisbehavingPluginCallsGetAReason(t *testing.T) {
 	}
 }
 
-// processOf is the pid of the one process running the executable path.
+// processOf is the pid of the one process running the plugin at path (the
+// agent starts it by that path; the shims start its log driver by another).
 func processOf(t *testing.T, path string) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var pids []int
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
-			pids = append(pids, pid)
+	for _, p := range processes(t) {
+		if filepath.Base(p.argv[0]) == filepath.Base(path) && len(p.argv) == 1 {
+			pids = append(pids, p.pid)
 		}
 	}
 	if len(pids) != 1 {
