@@ -35,6 +35,11 @@ const (
 	statusWorkers = 16
 )
 
+// eventCacheSize is how many recent events the event correlator keeps to
+// count repeats (client-go's default is 4096): a repeat within the last
+// thousand events is still counted, not sent again.
+const eventCacheSize = 1024
+
 // Run runs the agent described by cfg until ctx ends.
 func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	client, err := newClient(cfg.Kubeconfig)
@@ -48,7 +53,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	_, portText, _ := net.SplitHostPort(cfg.NodeAPI.Address)
 	port, _ := strconv.Atoi(portText) // validated with the config
 
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx), record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 
