@@ -29,8 +29,19 @@ var stopsOnTerm = []string{"sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"}
 // shell has set its trap is ignored (it is PID 1), and SIGKILL follows.
 const churnGrace = 2 * time.Second
 
-// churn runs n cycles, churnInFlight at a time, and returns cycles per second.
-func churn(ctx context.Context, n int, cycle func(ctx context.Context, i int) error) (float64, error) {
+// churnRate is what a churn run measured: cycles per second, and what
+// each cycle cost in CPU time.
+type churnRate struct {
+	perSecond float64
+	cpu       string
+}
+
+// churn runs n cycles, churnInFlight at a time.
+func churn(ctx context.Context, n int, cycle func(ctx context.Context, i int) error) (churnRate, error) {
+	cpuBefore, err := sampleCPU()
+	if err != nil {
+		return churnRate{}, err
+	}
 	start := time.Now()
 	sem := make(chan struct{}, churnInFlight)
 	errs := make(chan error, n)
@@ -45,25 +56,30 @@ func churn(ctx context.Context, n int, cycle func(ctx context.Context, i int) er
 		})
 	}
 	wg.Wait()
+	took := time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, err
+		return churnRate{}, err
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	cpuAfter, err := sampleCPU()
+	if err != nil {
+		return churnRate{}, err
+	}
+	return churnRate{perSecond: float64(n) / took.Seconds(), cpu: cpuPerCycle(cpuBefore, cpuAfter, n)}, nil
 }
 
 // floorChurn: create and start a container, then kill and remove it,
 // straight through containerd.
-func (b *bench) floorChurn(ctx context.Context) (float64, error) {
+func (b *bench) floorChurn(ctx context.Context) (churnRate, error) {
 	client, err := containerd.New(b.cluster.Paths().ContainerdSocket)
 	if err != nil {
-		return 0, err
+		return churnRate{}, err
 	}
 	defer client.Close()
 	ctx = namespaces.WithNamespace(ctx, "fedlet")
 	image, err := client.GetImage(ctx, b.cluster.Image())
 	if err != nil {
-		return 0, err
+		return churnRate{}, err
 	}
 	return churn(ctx, b.n, func(ctx context.Context, i int) error {
 		id := fmt.Sprintf("bench-churn-%03d", i)
@@ -100,10 +116,10 @@ func (b *bench) floorChurn(ctx context.Context) (float64, error) {
 // podChurn: create a pod bound to the node, wait until a watch sees it
 // Running, delete it and wait until it is gone: the agent has stopped its
 // container (SIGTERM), removed it and its sandbox, then the object.
-func (b *bench) podChurn(ctx context.Context) (float64, error) {
+func (b *bench) podChurn(ctx context.Context, prefix string, opts ...func(*corev1.Pod)) (churnRate, error) {
 	pods := b.client.CoreV1().Pods(namespace)
 	return churn(ctx, b.n, func(ctx context.Context, i int) error {
-		name := fmt.Sprintf("churn-%03d", i)
+		name := fmt.Sprintf("%s-%03d", prefix, i)
 		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
 		if err != nil {
 			return err
@@ -112,6 +128,9 @@ func (b *bench) podChurn(ctx context.Context) (float64, error) {
 		pod := b.pod(name)
 		pod.Spec.Containers[0].Command = stopsOnTerm
 		pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](int64(churnGrace.Seconds()))
+		for _, o := range opts {
+			o(pod)
+		}
 		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}

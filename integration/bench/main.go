@@ -122,11 +122,15 @@ func run(n int, memoryLevels []int) error {
 	if err != nil {
 		return fmt.Errorf("floor churn: %w", err)
 	}
-	podRate, err := b.podChurn(ctx)
+	hostRate, err := b.podChurn(ctx, "churn-host", hostNetwork)
+	if err != nil {
+		return fmt.Errorf("pod churn on the host network: %w", err)
+	}
+	podRate, err := b.podChurn(ctx, "churn")
 	if err != nil {
 		return fmt.Errorf("pod churn: %w", err)
 	}
-	b.reportChurn(floorRate, podRate)
+	b.reportChurn(floorRate, hostRate, podRate)
 	for _, level := range memoryLevels {
 		m, err := b.memoryAt(ctx, level)
 		if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +86,9 @@ func (b *bench) podsAtOnce(ctx context.Context) ([]time.Duration, error) {
 type memory struct {
 	pods                                             int
 	agentBefore, agentWith, pluginBefore, pluginWith int64
+	// heapBefore and heapWith are the agent's live heap just after a
+	// garbage collection: what it keeps, without the collector's slack.
+	heapBefore, heapWith int64
 }
 
 // memoryAt reads the memory of the agent and its plugin, idle and then with
@@ -92,6 +97,9 @@ func (b *bench) memoryAt(ctx context.Context, pods int) (memory, error) {
 	mem := memory{pods: pods}
 	var err error
 	if mem.agentBefore, mem.pluginBefore, err = rss(b.cluster); err != nil {
+		return mem, err
+	}
+	if mem.heapBefore, err = b.liveHeap(ctx); err != nil {
 		return mem, err
 	}
 	// Host-network pods: the node's /24 pod CIDR holds 253 pod addresses,
@@ -103,7 +111,27 @@ func (b *bench) memoryAt(ctx context.Context, pods int) (memory, error) {
 	if mem.agentWith, mem.pluginWith, err = rss(b.cluster); err != nil {
 		return mem, err
 	}
+	if mem.heapWith, err = b.liveHeap(ctx); err != nil {
+		return mem, err
+	}
 	return mem, b.deletePods(ctx)
+}
+
+// liveHeap is the agent's heap in use after a garbage collection, read
+// from the Go profile the node API serves (heap?gc=1&debug=1 ends with the
+// runtime's MemStats).
+func (b *bench) liveHeap(ctx context.Context) (int64, error) {
+	raw, err := b.client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", b.cluster.NodeName(), "proxy/debug/pprof/heap").
+		Param("gc", "1").Param("debug", "1").DoRaw(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the agent's heap profile: %w", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("the agent's heap profile has no HeapAlloc")
 }
 
 func podNames(prefix string, n int) []string {

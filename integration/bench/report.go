@@ -37,16 +37,21 @@ func (b *bench) reportStartup(floor, serial, burst []time.Duration) {
 	fmt.Printf("aim p50 ≤ 1.1 × floor + 20 ms = %s: %s (overhead %s)\n", ms(aim), verdict, ms(sp50-fp50))
 }
 
-func (b *bench) reportChurn(floorRate, podRate float64) {
+func (b *bench) reportChurn(floor, host, pods churnRate) {
 	fmt.Printf("\nchurn, %d cycles of create → Running → delete → gone, %d at a time\n", b.n, churnInFlight)
-	fmt.Printf("floor: containerd create+start+stop+remove  %6.1f cycles/s\n", floorRate)
-	fmt.Printf("fedlet: pods                                %6.1f cycles/s (%.2f × the floor; aim 0.8)\n", podRate, podRate/floorRate)
+	fmt.Printf("floor: containerd create+start+stop+remove   %6.1f cycles/s; %s\n", floor.perSecond, floor.cpu)
+	fmt.Printf("fedlet: host-network pods (the same steps)    %6.1f cycles/s (%.2f × the floor; aim 0.8); %s\n",
+		host.perSecond, host.perSecond/floor.perSecond, host.cpu)
+	fmt.Printf("fedlet: pods with CNI ADD and DEL             %6.1f cycles/s (%.2f × the floor); %s\n",
+		pods.perSecond, pods.perSecond/floor.perSecond, pods.cpu)
 }
 
 func reportMemory(m memory) {
 	perPod := float64(m.agentWith-m.agentBefore) / float64(m.pods) / 1024
 	fmt.Printf("\nagent memory: %.1f MiB idle, %.1f MiB with %d host-network pods: %.1f KiB per pod (aim < 10)\n",
 		mib(m.agentBefore), mib(m.agentWith), m.pods, perPod)
+	fmt.Printf("agent live heap after a collection: %.1f MiB idle, %.1f MiB with %d pods: %.1f KiB per pod\n",
+		mib(m.heapBefore), mib(m.heapWith), m.pods, float64(m.heapWith-m.heapBefore)/float64(m.pods)/1024)
 	fmt.Printf("runtime plugin memory: %.1f MiB idle, %.1f MiB with %d pods\n", mib(m.pluginBefore), mib(m.pluginWith), m.pods)
 }
 
