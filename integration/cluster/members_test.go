@@ -164,6 +164,23 @@ func TestMembersNeedTheAgentAndThePlugin(t *testing.T) {
 	}
 }
 
+// Outgoing connections take their local ports from the ephemeral range: a
+// cluster's ports lie below it, so a restart finds them free.
+func TestFreePortsAreBelowTheEphemeralRange(t *testing.T) {
+	p, err := FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, high := freePortRange()
+	seen := map[int]bool{}
+	for _, port := range p.list() {
+		if port < 10000 || port >= high || seen[port] {
+			t.Errorf("port %d: not in 10000–%d, or given twice (%v)", port, high, p.list())
+		}
+		seen[port] = true
+	}
+}
+
 func TestFreePortsBesidesAvoidsTakenPorts(t *testing.T) {
 	first, err := FreePorts()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -117,46 +118,72 @@ func DefaultPorts() Ports {
 	}
 }
 
-// FreePorts picks unused loopback ports for every field, so that a test can
-// run a cluster beside another one.
+// FreePorts picks unused ports for every field, so that a test can run a
+// cluster beside another one. They lie below the kernel's ephemeral range,
+// from which outgoing connections take their local ports: a cluster
+// restarted on the same ports would otherwise find one taken by a
+// connection made while it was down.
 func FreePorts() (Ports, error) {
 	var p Ports
 	fields := []*int{&p.APIServer, &p.Datastore, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler, &p.Registry, &p.NodeAPI,
-		&p.KubeProxyHealthz, &p.KubeProxyMetrics, &p.DNSHealth, &p.DNSReady}
-	// Hold every listener until all are chosen so no port is picked twice.
-	var listeners []net.Listener
+		&p.KubeProxyHealthz, &p.KubeProxyMetrics, &p.DNS, &p.DNSHealth, &p.DNSReady}
+	// Hold every port until all are chosen so no port is picked twice.
+	var held []io.Closer
 	defer func() {
-		for _, l := range listeners {
-			l.Close()
+		for _, c := range held {
+			c.Close()
 		}
 	}()
+	low, high := freePortRange()
 	for _, f := range fields {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return Ports{}, fmt.Errorf("pick a free port: %w", err)
-		}
-		listeners = append(listeners, l)
-		*f = l.Addr().(*net.TCPAddr).Port
-	}
-	// CoreDNS takes its port for UDP and TCP, on every address it binds.
-	for try := 0; p.DNS == 0; try++ {
-		udp, err := net.ListenPacket("udp4", ":0")
-		if err != nil {
-			return Ports{}, fmt.Errorf("pick a free DNS port: %w", err)
-		}
-		port := udp.LocalAddr().(*net.UDPAddr).Port
-		tcp, err := net.Listen("tcp4", fmt.Sprintf(":%d", port))
-		udp.Close()
-		if err != nil {
-			if try == 20 {
-				return Ports{}, fmt.Errorf("pick a free DNS port: %w", err)
+		for try := 0; *f == 0; try++ {
+			if try == 100 {
+				return Ports{}, fmt.Errorf("pick a free port: none free in 100 tries in %d–%d", low, high)
 			}
-			continue // taken for TCP: try another
+			port := low + rand.IntN(high-low)
+			// CoreDNS takes its port for UDP and TCP.
+			if l, ok := holdPort(port, f == &p.DNS); ok {
+				held = append(held, l...)
+				*f = port
+			}
 		}
-		listeners = append(listeners, tcp)
-		p.DNS = port
 	}
 	return p, nil
+}
+
+// freePortRange is where FreePorts picks: from 10000 up to the start of the
+// ephemeral range (ip_local_port_range; 32768 when it cannot be read).
+func freePortRange() (low, high int) {
+	low, high = 10000, 32768
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return low, high
+	}
+	var first int
+	if _, err := fmt.Sscan(string(data), &first); err == nil && first > low+1000 {
+		high = first
+	}
+	return low, high
+}
+
+// holdPort binds the port on every address, for TCP and, with udp, for UDP
+// too, as the cluster's listeners will; ok is false when it is taken.
+func holdPort(port int, udp bool) (held []io.Closer, ok bool) {
+	addr := fmt.Sprintf(":%d", port)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, false
+	}
+	held = append(held, l)
+	if udp {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			l.Close()
+			return nil, false
+		}
+		held = append(held, c)
+	}
+	return held, true
 }
 
 func (p Ports) withDefaults() Ports {
