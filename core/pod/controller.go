@@ -311,10 +311,17 @@ func (c *Controller) cancelSync(uid types.UID) {
 	}
 }
 
+// forget drops what the controller knows of a pod whose sandbox is gone. A
+// terminated pod stays marked as terminating while its object exists, so
+// that the syncs its last status and its deletion cause do not terminate it
+// again.
 func (c *Controller) forget(uid types.UID) {
+	gone := c.podByUID(uid) == nil
 	c.mu.Lock()
 	delete(c.waiting, uid)
-	delete(c.terminating, uid)
+	if gone {
+		delete(c.terminating, uid)
+	}
 	delete(c.logMessages, uid)
 	c.mu.Unlock()
 	c.objects.release(uid)

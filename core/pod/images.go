@@ -17,6 +17,10 @@ import (
 // may not be pulled, looks for it again.
 const imageNeverPullRetry = 10 * time.Second
 
+// slowPull is how long a pull runs before the pod's status says that its
+// containers are being created: a quick pull costs no status write.
+const slowPull = time.Second
+
 // pullResult is the outcome of pullImage.
 type pullResult struct {
 	wait time.Duration
@@ -66,9 +70,19 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
 		return c.pullBackoff.Get(key), nil
 	}
-	// A pull may take minutes: the pod says meanwhile that its containers
-	// are being created.
-	c.report(pod)
+	// A pull may take minutes: once it takes longer than slowPull, the pod
+	// says that its containers are being created. Its report is done before
+	// this returns, so that it never overtakes a newer one.
+	reported := make(chan struct{})
+	slow := time.AfterFunc(slowPull, func() {
+		defer close(reported)
+		c.report(pod)
+	})
+	defer func() {
+		if !slow.Stop() {
+			<-reported
+		}
+	}()
 	c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
 	began := time.Now()
 	_, err := c.pullWithSecrets(ctx, pod, &runtimev1.PullImageRequest{
