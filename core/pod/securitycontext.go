@@ -10,10 +10,13 @@ import (
 
 // securityContext merges the pod's and the container's securityContext as
 // the kubelet does: a field set on the container wins over the pod's.
-// Fields the runtime protocol does not carry (SELinux, seccomp, AppArmor,
-// procMount, sysctls, Windows options) are not honoured.
+// Fields the runtime protocol does not carry (SELinux, AppArmor, procMount,
+// sysctls, Windows options) are not honoured.
 func securityContext(pod *corev1.Pod, ctr *corev1.Container) *runtimev1.SecurityContext {
 	sec := &runtimev1.SecurityContext{}
+	if sp := seccompProfile(pod, ctr); sp != nil && sp.Type == corev1.SeccompProfileTypeRuntimeDefault {
+		sec.Seccomp = runtimev1.Seccomp_SECCOMP_RUNTIME_DEFAULT
+	}
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		sec.RunAsUser = psc.RunAsUser
 		sec.RunAsGroup = psc.RunAsGroup
@@ -52,6 +55,18 @@ func securityContext(pod *corev1.Pod, ctr *corev1.Container) *runtimev1.Security
 		}
 	}
 	return sec
+}
+
+// seccompProfile is the container's seccomp profile, else the pod's; nil
+// when neither names one (the kubelet's default, Unconfined).
+func seccompProfile(pod *corev1.Pod, ctr *corev1.Container) *corev1.SeccompProfile {
+	if csc := ctr.SecurityContext; csc != nil && csc.SeccompProfile != nil {
+		return csc.SeccompProfile
+	}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		return psc.SeccompProfile
+	}
+	return nil
 }
 
 // startErrorReason is the waiting reason of a container whose start the

@@ -7,6 +7,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 func TestSecurityContextContainerWins(t *testing.T) {
@@ -41,6 +43,30 @@ func TestSecurityContextContainerWins(t *testing.T) {
 	none := securityContext(&corev1.Pod{}, &corev1.Container{SecurityContext: &corev1.SecurityContext{Privileged: &yes, AllowPrivilegeEscalation: &yes}})
 	if none.RunAsUser != nil || none.RunAsGroup != nil || !none.Privileged || none.NoNewPrivileges {
 		t.Errorf("privileged container: %v", none)
+	}
+}
+
+// The container's seccomp profile wins over the pod's; RuntimeDefault is
+// carried, anything else is no filter.
+func TestSeccompContainerWins(t *testing.T) {
+	profile := func(t corev1.SeccompProfileType) *corev1.SeccompProfile { return &corev1.SeccompProfile{Type: t} }
+	podDefault := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SeccompProfile: profile(corev1.SeccompProfileTypeRuntimeDefault)}}}
+	unconfined := &corev1.Container{SecurityContext: &corev1.SecurityContext{SeccompProfile: profile(corev1.SeccompProfileTypeUnconfined)}}
+	runtimeDefault := &corev1.Container{SecurityContext: &corev1.SecurityContext{SeccompProfile: profile(corev1.SeccompProfileTypeRuntimeDefault)}}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		ctr  *corev1.Container
+		want runtimev1.Seccomp
+	}{
+		{"none named", &corev1.Pod{}, &corev1.Container{}, runtimev1.Seccomp_SECCOMP_UNCONFINED},
+		{"the pod's", podDefault, &corev1.Container{}, runtimev1.Seccomp_SECCOMP_RUNTIME_DEFAULT},
+		{"the container's over the pod's", podDefault, unconfined, runtimev1.Seccomp_SECCOMP_UNCONFINED},
+		{"the container's alone", &corev1.Pod{}, runtimeDefault, runtimev1.Seccomp_SECCOMP_RUNTIME_DEFAULT},
+	} {
+		if got := securityContext(tc.pod, tc.ctr).GetSeccomp(); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -36,6 +36,9 @@ func unsupported(pod *corev1.Pod, hasNetwork, makesVolumes bool) string {
 				missing = append(missing, fmt.Sprintf("hostPort %d in container %q", p.HostPort, ctr.Name))
 			}
 		}
+		if sp := seccompProfile(pod, &ctr); sp != nil && sp.Type == corev1.SeccompProfileTypeLocalhost {
+			missing = append(missing, fmt.Sprintf("a Localhost seccomp profile in container %q", ctr.Name))
+		}
 	}
 	if len(missing) == 0 {
 		return ""

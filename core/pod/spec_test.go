@@ -72,10 +72,11 @@ func TestUnsupportedNamesEachFeature(t *testing.T) {
 				{Name: "X", ValueFrom: &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{}}},
 				{Name: "Y", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{}}},
 			},
+			SecurityContext: &corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost}},
 		}},
 	}}
 	msg := unsupported(pod, false, false)
-	for _, want := range []string{`sidecar init container "sidecar"`, `volume "data"`, `env X from a file in container "app"`} {
+	for _, want := range []string{`sidecar init container "sidecar"`, `volume "data"`, `env X from a file in container "app"`, `a Localhost seccomp profile in container "app"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q does not name %q", msg, want)
 		}

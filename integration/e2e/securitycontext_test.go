@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 )
 
 // TestSecurityContextIsApplied runs one container per setting and has each
@@ -32,6 +33,9 @@ func TestSecurityContextIsApplied(t *testing.T) {
 		ctr("can-chown", "touch /tmp/f && chown 1000 /tmp/f && echo chowned || echo refused", &corev1.SecurityContext{RunAsUser: i64(0)}),
 		ctr("no-escalation", "grep ^NoNewPrivs /proc/self/status", &corev1.SecurityContext{AllowPrivilegeEscalation: &no}),
 		ctr("escalation", "grep ^NoNewPrivs /proc/self/status", nil),
+		ctr("seccomp-default", "grep ^Seccomp: /proc/self/status",
+			&corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}),
+		ctr("seccomp-unconfined", "grep ^Seccomp: /proc/self/status", nil),
 	}
 	createPod(t, ns, pod)
 	waitPod(t, ns, "secure", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
@@ -43,6 +47,9 @@ func TestSecurityContextIsApplied(t *testing.T) {
 		"can-chown":     "chowned\n",
 		"no-escalation": "NoNewPrivs:\t1\n",
 		"escalation":    "NoNewPrivs:\t0\n",
+		// 2 is a seccomp filter, 0 none.
+		"seccomp-default":    "Seccomp:\t2\n",
+		"seccomp-unconfined": "Seccomp:\t0\n",
 	}
 	refused := map[string]string{
 		"read-only": "Read-only file system",
@@ -85,6 +92,20 @@ func TestForbiddenSecurityContextsWaitWithAReason(t *testing.T) {
 			h := inspectHost(t, string(p.UID))
 			return h.containers == 1 && h.snapshots == 0, fmt.Sprintf("%+v", h)
 		})
+	}
+
+	// A seccomp profile from the node's files is not supported yet: refused,
+	// not run without it.
+	localhost := busyboxPod("seccomp-localhost", "true", corev1.RestartPolicyNever)
+	localhost.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{
+		Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("profiles/audit.json"),
+	}}
+	createPod(t, ns, localhost)
+	p := waitPod(t, ns, "seccomp-localhost", time.Minute, "refused with CreateContainerConfigError", func(p *corev1.Pod) bool {
+		return waitingReason(p) == "CreateContainerConfigError"
+	})
+	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, `a Localhost seccomp profile in container "main"`) {
+		t.Errorf("seccomp-localhost: message %q does not name the profile", msg)
 	}
 }
 

@@ -30,6 +30,11 @@ var specChecks = []Check{
 		run:  checkSpecRunAsUser,
 	},
 	{
+		Name: "spec-seccomp",
+		Rule: "security.seccomp SECCOMP_RUNTIME_DEFAULT puts the container's processes under a seccomp filter (Seccomp: 2 in /proc/self/status); SECCOMP_UNCONFINED under none",
+		run:  checkSpecSeccomp,
+	},
+	{
 		Name: "spec-termination-message",
 		Rule: "termination_message_path names a fresh, writable, empty file of the attempt, mounted in the container; what the container wrote there is its ContainerStatus.message when it exits",
 		run:  checkSpecTerminationMessage,
@@ -113,6 +118,24 @@ func checkSpecRunAsUser(p *probe) {
 		spec.Security = &runtimev1.SecurityContext{RunAsUser: c.uid, RunAsGroup: c.gid}
 		st, out := p.runToExit(pod, spec)
 		p.wantOutput("`id -u` and `id -g` with "+c.situation, st, out, c.want)
+	}
+}
+
+func checkSpecSeccomp(p *probe) {
+	pod := p.podWithImage()
+	const script = `grep '^Seccomp:' /proc/self/status | tr -d ' \t'`
+	for _, c := range []struct {
+		name string
+		sec  *runtimev1.SecurityContext
+		want string
+	}{
+		{"unconfined", &runtimev1.SecurityContext{}, "Seccomp:0\n"},
+		{"runtime-default", &runtimev1.SecurityContext{Seccomp: runtimev1.Seccomp_SECCOMP_RUNTIME_DEFAULT}, "Seccomp:2\n"},
+	} {
+		spec := p.spec(c.name, script)
+		spec.Security = c.sec
+		st, out := p.runToExit(pod, spec)
+		p.wantOutput("the seccomp mode with seccomp "+c.sec.GetSeccomp().String(), st, out, c.want)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"google.golang.org/grpc/codes"
@@ -51,6 +52,11 @@ func securityOpts(sec *runtimev1.SecurityContext) []oci.SpecOpts {
 	}
 	if sec.GetRunAsNonRoot() {
 		opts = append(opts, refuseRoot)
+	}
+	if sec.GetSeccomp() == runtimev1.Seccomp_SECCOMP_RUNTIME_DEFAULT && !sec.GetPrivileged() {
+		// Last: containerd's default profile allows the system calls that
+		// the capabilities set above allow.
+		opts = append(opts, seccomp.WithDefaultProfile())
 	}
 	return opts
 }

@@ -62,8 +62,9 @@ func TestPrivilegedNeedsTheNodesConsent(t *testing.T) {
 	req := &runtimev1.StartContainerRequest{
 		Node: testNode, Pod: pod,
 		Container: &runtimev1.ContainerSpec{
-			Name: "app", Image: testImage, Command: []string{"sh", "-c", "grep ^CapEff /proc/self/status; ls /dev | grep -c ."},
-			Security: &runtimev1.SecurityContext{Privileged: true},
+			Name: "app", Image: testImage, Command: []string{"sh", "-c", "grep ^CapEff /proc/self/status; ls /dev | grep -c .; grep ^Seccomp: /proc/self/status"},
+			// A privileged container runs without a seccomp filter, whatever it asks.
+			Security: &runtimev1.SecurityContext{Privileged: true, Seccomp: runtimev1.Seccomp_SECCOMP_RUNTIME_DEFAULT},
 		},
 	}
 	_, err := h.rt.StartContainer(h.ctx(), req)
@@ -94,6 +95,9 @@ func TestPrivilegedNeedsTheNodesConsent(t *testing.T) {
 	capEff, _, _ := strings.Cut(strings.TrimPrefix(out, "CapEff:\t"), "\n")
 	if mask, err := strconv.ParseUint(capEff, 16, 64); err != nil || mask&(1<<21) == 0 {
 		t.Errorf("privileged container's capabilities: %q", out)
+	}
+	if !strings.Contains(out, "Seccomp:\t0\n") {
+		t.Errorf("a privileged container runs under a seccomp filter: %q", out)
 	}
 }
 

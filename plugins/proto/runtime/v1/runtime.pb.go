@@ -96,6 +96,57 @@ func (Capability) EnumDescriptor() ([]byte, []int) {
 	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{0}
 }
 
+// A container's seccomp filter, as Kubernetes' seccompProfile types name
+// them.
+type Seccomp int32
+
+const (
+	// No filter (Unconfined, and a pod that names no profile).
+	Seccomp_SECCOMP_UNCONFINED Seccomp = 0
+	// The runtime's default profile (RuntimeDefault): the system calls a
+	// container needs, without those that reach beyond it.
+	Seccomp_SECCOMP_RUNTIME_DEFAULT Seccomp = 1
+)
+
+// Enum value maps for Seccomp.
+var (
+	Seccomp_name = map[int32]string{
+		0: "SECCOMP_UNCONFINED",
+		1: "SECCOMP_RUNTIME_DEFAULT",
+	}
+	Seccomp_value = map[string]int32{
+		"SECCOMP_UNCONFINED":      0,
+		"SECCOMP_RUNTIME_DEFAULT": 1,
+	}
+)
+
+func (x Seccomp) Enum() *Seccomp {
+	p := new(Seccomp)
+	*p = x
+	return p
+}
+
+func (x Seccomp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Seccomp) Descriptor() protoreflect.EnumDescriptor {
+	return file_plugins_proto_runtime_v1_runtime_proto_enumTypes[1].Descriptor()
+}
+
+func (Seccomp) Type() protoreflect.EnumType {
+	return &file_plugins_proto_runtime_v1_runtime_proto_enumTypes[1]
+}
+
+func (x Seccomp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Seccomp.Descriptor instead.
+func (Seccomp) EnumDescriptor() ([]byte, []int) {
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{1}
+}
+
 type ContainerState int32
 
 const (
@@ -132,11 +183,11 @@ func (x ContainerState) String() string {
 }
 
 func (ContainerState) Descriptor() protoreflect.EnumDescriptor {
-	return file_plugins_proto_runtime_v1_runtime_proto_enumTypes[1].Descriptor()
+	return file_plugins_proto_runtime_v1_runtime_proto_enumTypes[2].Descriptor()
 }
 
 func (ContainerState) Type() protoreflect.EnumType {
-	return &file_plugins_proto_runtime_v1_runtime_proto_enumTypes[1]
+	return &file_plugins_proto_runtime_v1_runtime_proto_enumTypes[2]
 }
 
 func (x ContainerState) Number() protoreflect.EnumNumber {
@@ -145,7 +196,7 @@ func (x ContainerState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ContainerState.Descriptor instead.
 func (ContainerState) EnumDescriptor() ([]byte, []int) {
-	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{1}
+	return file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP(), []int{2}
 }
 
 type DescribeRequest struct {
@@ -1704,7 +1755,11 @@ type SecurityContext struct {
 	// Every capability, every host device, no masked paths. A node that does
 	// not allow privileged containers refuses StartContainer with
 	// PermissionDenied.
-	Privileged    bool `protobuf:"varint,9,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	Privileged bool `protobuf:"varint,9,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	// The seccomp filter of the container's processes. A privileged
+	// container has none, whatever this says. Plugins written before this
+	// field run every container unconfined.
+	Seccomp       Seccomp `protobuf:"varint,10,opt,name=seccomp,proto3,enum=fedlet.runtime.v1.Seccomp" json:"seccomp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1800,6 +1855,13 @@ func (x *SecurityContext) GetPrivileged() bool {
 		return x.Privileged
 	}
 	return false
+}
+
+func (x *SecurityContext) GetSeccomp() Seccomp {
+	if x != nil {
+		return x.Seccomp
+	}
+	return Seccomp_SECCOMP_UNCONFINED
 }
 
 type StartContainerRequest struct {
@@ -3850,7 +3912,7 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\tcpu_quota\x18\x02 \x01(\x03R\bcpuQuota\x12\x1d\n" +
 	"\n" +
 	"cpu_period\x18\x03 \x01(\x03R\tcpuPeriod\x12,\n" +
-	"\x12memory_limit_bytes\x18\x04 \x01(\x03R\x10memoryLimitBytes\"\xb5\x03\n" +
+	"\x12memory_limit_bytes\x18\x04 \x01(\x03R\x10memoryLimitBytes\"\xeb\x03\n" +
 	"\x0fSecurityContext\x12#\n" +
 	"\vrun_as_user\x18\x01 \x01(\x03H\x00R\trunAsUser\x88\x01\x01\x12%\n" +
 	"\frun_as_group\x18\x02 \x01(\x03H\x01R\n" +
@@ -3863,7 +3925,9 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x11no_new_privileges\x18\b \x01(\bR\x0fnoNewPrivileges\x12\x1e\n" +
 	"\n" +
 	"privileged\x18\t \x01(\bR\n" +
-	"privilegedB\x0e\n" +
+	"privileged\x124\n" +
+	"\aseccomp\x18\n" +
+	" \x01(\x0e2\x1a.fedlet.runtime.v1.SeccompR\aseccompB\x0e\n" +
 	"\f_run_as_userB\x0f\n" +
 	"\r_run_as_group\"\xb2\x01\n" +
 	"\x15StartContainerRequest\x12\x12\n" +
@@ -4002,7 +4066,10 @@ const file_plugins_proto_runtime_v1_runtime_proto_rawDesc = "" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CAPABILITY_OWN_NETWORK\x10\x01\x12\x19\n" +
-	"\x15CAPABILITY_WHOLE_PODS\x10\x02*\x87\x01\n" +
+	"\x15CAPABILITY_WHOLE_PODS\x10\x02*>\n" +
+	"\aSeccomp\x12\x16\n" +
+	"\x12SECCOMP_UNCONFINED\x10\x00\x12\x1b\n" +
+	"\x17SECCOMP_RUNTIME_DEFAULT\x10\x01*\x87\x01\n" +
 	"\x0eContainerState\x12\x1f\n" +
 	"\x1bCONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CONTAINER_STATE_CREATED\x10\x01\x12\x1b\n" +
@@ -4043,146 +4110,148 @@ func file_plugins_proto_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 	return file_plugins_proto_runtime_v1_runtime_proto_rawDescData
 }
 
-var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_plugins_proto_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_plugins_proto_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_plugins_proto_runtime_v1_runtime_proto_goTypes = []any{
 	(Capability)(0),                 // 0: fedlet.runtime.v1.Capability
-	(ContainerState)(0),             // 1: fedlet.runtime.v1.ContainerState
-	(*DescribeRequest)(nil),         // 2: fedlet.runtime.v1.DescribeRequest
-	(*DescribeResponse)(nil),        // 3: fedlet.runtime.v1.DescribeResponse
-	(*ConfigureRequest)(nil),        // 4: fedlet.runtime.v1.ConfigureRequest
-	(*NodeSettings)(nil),            // 5: fedlet.runtime.v1.NodeSettings
-	(*ConfigureResponse)(nil),       // 6: fedlet.runtime.v1.ConfigureResponse
-	(*GetNodeRequest)(nil),          // 7: fedlet.runtime.v1.GetNodeRequest
-	(*Node)(nil),                    // 8: fedlet.runtime.v1.Node
-	(*NodeAddress)(nil),             // 9: fedlet.runtime.v1.NodeAddress
-	(*PodRef)(nil),                  // 10: fedlet.runtime.v1.PodRef
-	(*RegistryAuth)(nil),            // 11: fedlet.runtime.v1.RegistryAuth
-	(*PullImageRequest)(nil),        // 12: fedlet.runtime.v1.PullImageRequest
-	(*PullImageResponse)(nil),       // 13: fedlet.runtime.v1.PullImageResponse
-	(*RunSandboxRequest)(nil),       // 14: fedlet.runtime.v1.RunSandboxRequest
-	(*DNSConfig)(nil),               // 15: fedlet.runtime.v1.DNSConfig
-	(*Sandbox)(nil),                 // 16: fedlet.runtime.v1.Sandbox
-	(*RemoveSandboxRequest)(nil),    // 17: fedlet.runtime.v1.RemoveSandboxRequest
-	(*RemoveSandboxResponse)(nil),   // 18: fedlet.runtime.v1.RemoveSandboxResponse
-	(*ListSandboxesRequest)(nil),    // 19: fedlet.runtime.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),   // 20: fedlet.runtime.v1.ListSandboxesResponse
-	(*SandboxStatus)(nil),           // 21: fedlet.runtime.v1.SandboxStatus
-	(*KeyValue)(nil),                // 22: fedlet.runtime.v1.KeyValue
-	(*ContainerSpec)(nil),           // 23: fedlet.runtime.v1.ContainerSpec
-	(*Mount)(nil),                   // 24: fedlet.runtime.v1.Mount
-	(*Resources)(nil),               // 25: fedlet.runtime.v1.Resources
-	(*SecurityContext)(nil),         // 26: fedlet.runtime.v1.SecurityContext
-	(*StartContainerRequest)(nil),   // 27: fedlet.runtime.v1.StartContainerRequest
-	(*ContainerStatus)(nil),         // 28: fedlet.runtime.v1.ContainerStatus
-	(*StopContainerRequest)(nil),    // 29: fedlet.runtime.v1.StopContainerRequest
-	(*RemoveContainerRequest)(nil),  // 30: fedlet.runtime.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 31: fedlet.runtime.v1.RemoveContainerResponse
-	(*WatchContainersRequest)(nil),  // 32: fedlet.runtime.v1.WatchContainersRequest
-	(*ContainerLogsRequest)(nil),    // 33: fedlet.runtime.v1.ContainerLogsRequest
-	(*LogChunk)(nil),                // 34: fedlet.runtime.v1.LogChunk
-	(*ExecRequest)(nil),             // 35: fedlet.runtime.v1.ExecRequest
-	(*ExecStart)(nil),               // 36: fedlet.runtime.v1.ExecStart
-	(*TerminalSize)(nil),            // 37: fedlet.runtime.v1.TerminalSize
-	(*ExecResponse)(nil),            // 38: fedlet.runtime.v1.ExecResponse
-	(*AttachRequest)(nil),           // 39: fedlet.runtime.v1.AttachRequest
-	(*AttachStart)(nil),             // 40: fedlet.runtime.v1.AttachStart
-	(*AttachResponse)(nil),          // 41: fedlet.runtime.v1.AttachResponse
-	(*PortForwardRequest)(nil),      // 42: fedlet.runtime.v1.PortForwardRequest
-	(*PortForwardStart)(nil),        // 43: fedlet.runtime.v1.PortForwardStart
-	(*PortForwardResponse)(nil),     // 44: fedlet.runtime.v1.PortForwardResponse
-	(*CreatePodRequest)(nil),        // 45: fedlet.runtime.v1.CreatePodRequest
-	(*DeletePodRequest)(nil),        // 46: fedlet.runtime.v1.DeletePodRequest
-	(*DeletePodResponse)(nil),       // 47: fedlet.runtime.v1.DeletePodResponse
-	(*ListPodsRequest)(nil),         // 48: fedlet.runtime.v1.ListPodsRequest
-	(*ListPodsResponse)(nil),        // 49: fedlet.runtime.v1.ListPodsResponse
-	(*WatchPodsRequest)(nil),        // 50: fedlet.runtime.v1.WatchPodsRequest
-	(*PodStatus)(nil),               // 51: fedlet.runtime.v1.PodStatus
-	(*WatchPodEventsRequest)(nil),   // 52: fedlet.runtime.v1.WatchPodEventsRequest
-	(*PodEvent)(nil),                // 53: fedlet.runtime.v1.PodEvent
-	nil,                             // 54: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
-	nil,                             // 55: fedlet.runtime.v1.NodeSettings.DataEntry
-	nil,                             // 56: fedlet.runtime.v1.Node.CapacityEntry
-	nil,                             // 57: fedlet.runtime.v1.Node.AllocatableEntry
+	(Seccomp)(0),                    // 1: fedlet.runtime.v1.Seccomp
+	(ContainerState)(0),             // 2: fedlet.runtime.v1.ContainerState
+	(*DescribeRequest)(nil),         // 3: fedlet.runtime.v1.DescribeRequest
+	(*DescribeResponse)(nil),        // 4: fedlet.runtime.v1.DescribeResponse
+	(*ConfigureRequest)(nil),        // 5: fedlet.runtime.v1.ConfigureRequest
+	(*NodeSettings)(nil),            // 6: fedlet.runtime.v1.NodeSettings
+	(*ConfigureResponse)(nil),       // 7: fedlet.runtime.v1.ConfigureResponse
+	(*GetNodeRequest)(nil),          // 8: fedlet.runtime.v1.GetNodeRequest
+	(*Node)(nil),                    // 9: fedlet.runtime.v1.Node
+	(*NodeAddress)(nil),             // 10: fedlet.runtime.v1.NodeAddress
+	(*PodRef)(nil),                  // 11: fedlet.runtime.v1.PodRef
+	(*RegistryAuth)(nil),            // 12: fedlet.runtime.v1.RegistryAuth
+	(*PullImageRequest)(nil),        // 13: fedlet.runtime.v1.PullImageRequest
+	(*PullImageResponse)(nil),       // 14: fedlet.runtime.v1.PullImageResponse
+	(*RunSandboxRequest)(nil),       // 15: fedlet.runtime.v1.RunSandboxRequest
+	(*DNSConfig)(nil),               // 16: fedlet.runtime.v1.DNSConfig
+	(*Sandbox)(nil),                 // 17: fedlet.runtime.v1.Sandbox
+	(*RemoveSandboxRequest)(nil),    // 18: fedlet.runtime.v1.RemoveSandboxRequest
+	(*RemoveSandboxResponse)(nil),   // 19: fedlet.runtime.v1.RemoveSandboxResponse
+	(*ListSandboxesRequest)(nil),    // 20: fedlet.runtime.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),   // 21: fedlet.runtime.v1.ListSandboxesResponse
+	(*SandboxStatus)(nil),           // 22: fedlet.runtime.v1.SandboxStatus
+	(*KeyValue)(nil),                // 23: fedlet.runtime.v1.KeyValue
+	(*ContainerSpec)(nil),           // 24: fedlet.runtime.v1.ContainerSpec
+	(*Mount)(nil),                   // 25: fedlet.runtime.v1.Mount
+	(*Resources)(nil),               // 26: fedlet.runtime.v1.Resources
+	(*SecurityContext)(nil),         // 27: fedlet.runtime.v1.SecurityContext
+	(*StartContainerRequest)(nil),   // 28: fedlet.runtime.v1.StartContainerRequest
+	(*ContainerStatus)(nil),         // 29: fedlet.runtime.v1.ContainerStatus
+	(*StopContainerRequest)(nil),    // 30: fedlet.runtime.v1.StopContainerRequest
+	(*RemoveContainerRequest)(nil),  // 31: fedlet.runtime.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 32: fedlet.runtime.v1.RemoveContainerResponse
+	(*WatchContainersRequest)(nil),  // 33: fedlet.runtime.v1.WatchContainersRequest
+	(*ContainerLogsRequest)(nil),    // 34: fedlet.runtime.v1.ContainerLogsRequest
+	(*LogChunk)(nil),                // 35: fedlet.runtime.v1.LogChunk
+	(*ExecRequest)(nil),             // 36: fedlet.runtime.v1.ExecRequest
+	(*ExecStart)(nil),               // 37: fedlet.runtime.v1.ExecStart
+	(*TerminalSize)(nil),            // 38: fedlet.runtime.v1.TerminalSize
+	(*ExecResponse)(nil),            // 39: fedlet.runtime.v1.ExecResponse
+	(*AttachRequest)(nil),           // 40: fedlet.runtime.v1.AttachRequest
+	(*AttachStart)(nil),             // 41: fedlet.runtime.v1.AttachStart
+	(*AttachResponse)(nil),          // 42: fedlet.runtime.v1.AttachResponse
+	(*PortForwardRequest)(nil),      // 43: fedlet.runtime.v1.PortForwardRequest
+	(*PortForwardStart)(nil),        // 44: fedlet.runtime.v1.PortForwardStart
+	(*PortForwardResponse)(nil),     // 45: fedlet.runtime.v1.PortForwardResponse
+	(*CreatePodRequest)(nil),        // 46: fedlet.runtime.v1.CreatePodRequest
+	(*DeletePodRequest)(nil),        // 47: fedlet.runtime.v1.DeletePodRequest
+	(*DeletePodResponse)(nil),       // 48: fedlet.runtime.v1.DeletePodResponse
+	(*ListPodsRequest)(nil),         // 49: fedlet.runtime.v1.ListPodsRequest
+	(*ListPodsResponse)(nil),        // 50: fedlet.runtime.v1.ListPodsResponse
+	(*WatchPodsRequest)(nil),        // 51: fedlet.runtime.v1.WatchPodsRequest
+	(*PodStatus)(nil),               // 52: fedlet.runtime.v1.PodStatus
+	(*WatchPodEventsRequest)(nil),   // 53: fedlet.runtime.v1.WatchPodEventsRequest
+	(*PodEvent)(nil),                // 54: fedlet.runtime.v1.PodEvent
+	nil,                             // 55: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	nil,                             // 56: fedlet.runtime.v1.NodeSettings.DataEntry
+	nil,                             // 57: fedlet.runtime.v1.Node.CapacityEntry
+	nil,                             // 58: fedlet.runtime.v1.Node.AllocatableEntry
 }
 var file_plugins_proto_runtime_v1_runtime_proto_depIdxs = []int32{
 	0,  // 0: fedlet.runtime.v1.DescribeResponse.capabilities:type_name -> fedlet.runtime.v1.Capability
-	54, // 1: fedlet.runtime.v1.ConfigureRequest.node_settings:type_name -> fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
-	55, // 2: fedlet.runtime.v1.NodeSettings.data:type_name -> fedlet.runtime.v1.NodeSettings.DataEntry
-	56, // 3: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
-	57, // 4: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
-	9,  // 5: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
-	11, // 6: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
-	10, // 7: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	15, // 8: fedlet.runtime.v1.RunSandboxRequest.dns:type_name -> fedlet.runtime.v1.DNSConfig
-	10, // 9: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
-	21, // 10: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
-	16, // 11: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
-	28, // 12: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
-	22, // 13: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
-	25, // 14: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
-	26, // 15: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
-	24, // 16: fedlet.runtime.v1.ContainerSpec.mounts:type_name -> fedlet.runtime.v1.Mount
-	10, // 17: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	23, // 18: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
-	10, // 19: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	1,  // 20: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
-	36, // 21: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
-	37, // 22: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	37, // 23: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
-	40, // 24: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
-	37, // 25: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
-	43, // 26: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
-	10, // 27: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
-	51, // 28: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
-	10, // 29: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
-	10, // 30: fedlet.runtime.v1.PodEvent.pod:type_name -> fedlet.runtime.v1.PodRef
-	5,  // 31: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry.value:type_name -> fedlet.runtime.v1.NodeSettings
-	2,  // 32: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
-	4,  // 33: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
-	7,  // 34: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
-	12, // 35: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
-	14, // 36: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
-	17, // 37: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
-	19, // 38: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
-	27, // 39: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
-	29, // 40: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
-	30, // 41: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
-	32, // 42: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
-	33, // 43: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
-	35, // 44: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
-	39, // 45: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
-	42, // 46: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
-	45, // 47: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
-	46, // 48: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
-	48, // 49: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
-	50, // 50: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
-	52, // 51: fedlet.runtime.v1.Runtime.WatchPodEvents:input_type -> fedlet.runtime.v1.WatchPodEventsRequest
-	3,  // 52: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
-	6,  // 53: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
-	8,  // 54: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
-	13, // 55: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
-	16, // 56: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
-	18, // 57: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
-	20, // 58: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
-	28, // 59: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	28, // 60: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
-	31, // 61: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
-	28, // 62: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
-	34, // 63: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
-	38, // 64: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
-	41, // 65: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
-	44, // 66: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
-	51, // 67: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
-	47, // 68: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
-	49, // 69: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
-	51, // 70: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
-	53, // 71: fedlet.runtime.v1.Runtime.WatchPodEvents:output_type -> fedlet.runtime.v1.PodEvent
-	52, // [52:72] is the sub-list for method output_type
-	32, // [32:52] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	55, // 1: fedlet.runtime.v1.ConfigureRequest.node_settings:type_name -> fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry
+	56, // 2: fedlet.runtime.v1.NodeSettings.data:type_name -> fedlet.runtime.v1.NodeSettings.DataEntry
+	57, // 3: fedlet.runtime.v1.Node.capacity:type_name -> fedlet.runtime.v1.Node.CapacityEntry
+	58, // 4: fedlet.runtime.v1.Node.allocatable:type_name -> fedlet.runtime.v1.Node.AllocatableEntry
+	10, // 5: fedlet.runtime.v1.Node.addresses:type_name -> fedlet.runtime.v1.NodeAddress
+	12, // 6: fedlet.runtime.v1.PullImageRequest.auth:type_name -> fedlet.runtime.v1.RegistryAuth
+	11, // 7: fedlet.runtime.v1.RunSandboxRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	16, // 8: fedlet.runtime.v1.RunSandboxRequest.dns:type_name -> fedlet.runtime.v1.DNSConfig
+	11, // 9: fedlet.runtime.v1.Sandbox.pod:type_name -> fedlet.runtime.v1.PodRef
+	22, // 10: fedlet.runtime.v1.ListSandboxesResponse.sandboxes:type_name -> fedlet.runtime.v1.SandboxStatus
+	17, // 11: fedlet.runtime.v1.SandboxStatus.sandbox:type_name -> fedlet.runtime.v1.Sandbox
+	29, // 12: fedlet.runtime.v1.SandboxStatus.containers:type_name -> fedlet.runtime.v1.ContainerStatus
+	23, // 13: fedlet.runtime.v1.ContainerSpec.env:type_name -> fedlet.runtime.v1.KeyValue
+	26, // 14: fedlet.runtime.v1.ContainerSpec.resources:type_name -> fedlet.runtime.v1.Resources
+	27, // 15: fedlet.runtime.v1.ContainerSpec.security:type_name -> fedlet.runtime.v1.SecurityContext
+	25, // 16: fedlet.runtime.v1.ContainerSpec.mounts:type_name -> fedlet.runtime.v1.Mount
+	1,  // 17: fedlet.runtime.v1.SecurityContext.seccomp:type_name -> fedlet.runtime.v1.Seccomp
+	11, // 18: fedlet.runtime.v1.StartContainerRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	24, // 19: fedlet.runtime.v1.StartContainerRequest.container:type_name -> fedlet.runtime.v1.ContainerSpec
+	11, // 20: fedlet.runtime.v1.ContainerStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	2,  // 21: fedlet.runtime.v1.ContainerStatus.state:type_name -> fedlet.runtime.v1.ContainerState
+	37, // 22: fedlet.runtime.v1.ExecRequest.start:type_name -> fedlet.runtime.v1.ExecStart
+	38, // 23: fedlet.runtime.v1.ExecRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	38, // 24: fedlet.runtime.v1.ExecStart.size:type_name -> fedlet.runtime.v1.TerminalSize
+	41, // 25: fedlet.runtime.v1.AttachRequest.start:type_name -> fedlet.runtime.v1.AttachStart
+	38, // 26: fedlet.runtime.v1.AttachRequest.resize:type_name -> fedlet.runtime.v1.TerminalSize
+	44, // 27: fedlet.runtime.v1.PortForwardRequest.start:type_name -> fedlet.runtime.v1.PortForwardStart
+	11, // 28: fedlet.runtime.v1.DeletePodRequest.pod:type_name -> fedlet.runtime.v1.PodRef
+	52, // 29: fedlet.runtime.v1.ListPodsResponse.pods:type_name -> fedlet.runtime.v1.PodStatus
+	11, // 30: fedlet.runtime.v1.PodStatus.pod:type_name -> fedlet.runtime.v1.PodRef
+	11, // 31: fedlet.runtime.v1.PodEvent.pod:type_name -> fedlet.runtime.v1.PodRef
+	6,  // 32: fedlet.runtime.v1.ConfigureRequest.NodeSettingsEntry.value:type_name -> fedlet.runtime.v1.NodeSettings
+	3,  // 33: fedlet.runtime.v1.Runtime.Describe:input_type -> fedlet.runtime.v1.DescribeRequest
+	5,  // 34: fedlet.runtime.v1.Runtime.Configure:input_type -> fedlet.runtime.v1.ConfigureRequest
+	8,  // 35: fedlet.runtime.v1.Runtime.GetNode:input_type -> fedlet.runtime.v1.GetNodeRequest
+	13, // 36: fedlet.runtime.v1.Runtime.PullImage:input_type -> fedlet.runtime.v1.PullImageRequest
+	15, // 37: fedlet.runtime.v1.Runtime.RunSandbox:input_type -> fedlet.runtime.v1.RunSandboxRequest
+	18, // 38: fedlet.runtime.v1.Runtime.RemoveSandbox:input_type -> fedlet.runtime.v1.RemoveSandboxRequest
+	20, // 39: fedlet.runtime.v1.Runtime.ListSandboxes:input_type -> fedlet.runtime.v1.ListSandboxesRequest
+	28, // 40: fedlet.runtime.v1.Runtime.StartContainer:input_type -> fedlet.runtime.v1.StartContainerRequest
+	30, // 41: fedlet.runtime.v1.Runtime.StopContainer:input_type -> fedlet.runtime.v1.StopContainerRequest
+	31, // 42: fedlet.runtime.v1.Runtime.RemoveContainer:input_type -> fedlet.runtime.v1.RemoveContainerRequest
+	33, // 43: fedlet.runtime.v1.Runtime.WatchContainers:input_type -> fedlet.runtime.v1.WatchContainersRequest
+	34, // 44: fedlet.runtime.v1.Runtime.ContainerLogs:input_type -> fedlet.runtime.v1.ContainerLogsRequest
+	36, // 45: fedlet.runtime.v1.Runtime.Exec:input_type -> fedlet.runtime.v1.ExecRequest
+	40, // 46: fedlet.runtime.v1.Runtime.Attach:input_type -> fedlet.runtime.v1.AttachRequest
+	43, // 47: fedlet.runtime.v1.Runtime.PortForward:input_type -> fedlet.runtime.v1.PortForwardRequest
+	46, // 48: fedlet.runtime.v1.Runtime.CreatePod:input_type -> fedlet.runtime.v1.CreatePodRequest
+	47, // 49: fedlet.runtime.v1.Runtime.DeletePod:input_type -> fedlet.runtime.v1.DeletePodRequest
+	49, // 50: fedlet.runtime.v1.Runtime.ListPods:input_type -> fedlet.runtime.v1.ListPodsRequest
+	51, // 51: fedlet.runtime.v1.Runtime.WatchPods:input_type -> fedlet.runtime.v1.WatchPodsRequest
+	53, // 52: fedlet.runtime.v1.Runtime.WatchPodEvents:input_type -> fedlet.runtime.v1.WatchPodEventsRequest
+	4,  // 53: fedlet.runtime.v1.Runtime.Describe:output_type -> fedlet.runtime.v1.DescribeResponse
+	7,  // 54: fedlet.runtime.v1.Runtime.Configure:output_type -> fedlet.runtime.v1.ConfigureResponse
+	9,  // 55: fedlet.runtime.v1.Runtime.GetNode:output_type -> fedlet.runtime.v1.Node
+	14, // 56: fedlet.runtime.v1.Runtime.PullImage:output_type -> fedlet.runtime.v1.PullImageResponse
+	17, // 57: fedlet.runtime.v1.Runtime.RunSandbox:output_type -> fedlet.runtime.v1.Sandbox
+	19, // 58: fedlet.runtime.v1.Runtime.RemoveSandbox:output_type -> fedlet.runtime.v1.RemoveSandboxResponse
+	21, // 59: fedlet.runtime.v1.Runtime.ListSandboxes:output_type -> fedlet.runtime.v1.ListSandboxesResponse
+	29, // 60: fedlet.runtime.v1.Runtime.StartContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	29, // 61: fedlet.runtime.v1.Runtime.StopContainer:output_type -> fedlet.runtime.v1.ContainerStatus
+	32, // 62: fedlet.runtime.v1.Runtime.RemoveContainer:output_type -> fedlet.runtime.v1.RemoveContainerResponse
+	29, // 63: fedlet.runtime.v1.Runtime.WatchContainers:output_type -> fedlet.runtime.v1.ContainerStatus
+	35, // 64: fedlet.runtime.v1.Runtime.ContainerLogs:output_type -> fedlet.runtime.v1.LogChunk
+	39, // 65: fedlet.runtime.v1.Runtime.Exec:output_type -> fedlet.runtime.v1.ExecResponse
+	42, // 66: fedlet.runtime.v1.Runtime.Attach:output_type -> fedlet.runtime.v1.AttachResponse
+	45, // 67: fedlet.runtime.v1.Runtime.PortForward:output_type -> fedlet.runtime.v1.PortForwardResponse
+	52, // 68: fedlet.runtime.v1.Runtime.CreatePod:output_type -> fedlet.runtime.v1.PodStatus
+	48, // 69: fedlet.runtime.v1.Runtime.DeletePod:output_type -> fedlet.runtime.v1.DeletePodResponse
+	50, // 70: fedlet.runtime.v1.Runtime.ListPods:output_type -> fedlet.runtime.v1.ListPodsResponse
+	52, // 71: fedlet.runtime.v1.Runtime.WatchPods:output_type -> fedlet.runtime.v1.PodStatus
+	54, // 72: fedlet.runtime.v1.Runtime.WatchPodEvents:output_type -> fedlet.runtime.v1.PodEvent
+	53, // [53:73] is the sub-list for method output_type
+	33, // [33:53] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_runtime_v1_runtime_proto_init() }
@@ -4222,7 +4291,7 @@ func file_plugins_proto_runtime_v1_runtime_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_runtime_v1_runtime_proto_rawDesc), len(file_plugins_proto_runtime_v1_runtime_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
