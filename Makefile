@@ -95,8 +95,10 @@ $(BIN)/etcd: integration/etcd/go.mod integration/etcd/go.sum integration/etcd/ma
 up: deps build
 	$(BIN)/fedlet up $(UP_FLAGS)
 
-# Regenerates the protocol code committed under plugins/proto.
+# Regenerates the protocol code committed under plugins/proto, with
+# Debian's protoc (3.21.12, the version the committed code names).
 proto:
+	command -v protoc >/dev/null || apt-get install -y protobuf-compiler
 	GOBIN=$(BIN)/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	GOBIN=$(BIN)/tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 	PATH=$(BIN)/tools:$$PATH protoc --go_out=. --go_opt=paths=source_relative \
