@@ -85,10 +85,8 @@ func TestBrokenPluginsAreReportedOnTheirNodes(t *testing.T) {
 	}
 	cfg.Plugins.Dirs = append(cfg.Plugins.Dirs, pluginDir)
 	cfg.Plugins.Checksums["wrongly-pinned"] = "sha256:" + strings.Repeat("0", 64)
-	cfg.NodeAPI.Address = fmt.Sprintf("0.0.0.0:%d", closedPort(t))
-	good := cfg.Runtimes[0]
+	good := withStateDir(cfg.Runtimes[0], t.TempDir())
 	good.Name = "good"
-	good.Config = []byte(strings.Replace(string(good.Config), `"stateDir":"`, `"stateDir":"`+t.TempDir()+`/`, 1))
 	cfg.Runtimes = []config.Runtime{
 		good,
 		{Name: "missing", Plugin: "no-such-plugin"},
@@ -139,7 +137,8 @@ func TestBrokenPluginsAreReportedOnTheirNodes(t *testing.T) {
 }
 
 // loadClusterAgentConfig is the cluster's agent config, the base of a
-// second agent's: without the members, which the cluster's agent serves.
+// second agent's: without the members, which the cluster's agent serves,
+// and with its node API on a port of its own.
 func loadClusterAgentConfig(t *testing.T) *config.Agent {
 	t.Helper()
 	cfg, err := config.Load(env.Paths().AgentConfig)
@@ -147,7 +146,15 @@ func loadClusterAgentConfig(t *testing.T) *config.Agent {
 		t.Fatal(err)
 	}
 	cfg.Members = nil
+	cfg.NodeAPI.Address = fmt.Sprintf("0.0.0.0:%d", closedPort(t))
 	return cfg
+}
+
+// withStateDir is the containerd runtime rt with its plugin's state under
+// dir, so that a second agent's plugin shares nothing with the cluster's.
+func withStateDir(rt config.Runtime, dir string) config.Runtime {
+	rt.Config = []byte(strings.Replace(string(rt.Config), `"stateDir":"`, `"stateDir":"`+dir+`/`, 1))
+	return rt
 }
 
 func writeConfig(t *testing.T, cfg *config.Agent) string {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,14 +33,12 @@ func TestMisbehavingPluginCallsGetAReason(t *testing.T) {
 	if err := os.Symlink(filepath.Join(cfg.Plugins.Dirs[0], "fedlet-log-driver"), filepath.Join(pluginDir, "fedlet-log-driver")); err != nil {
 		t.Fatal(err)
 	}
-	rt := cfg.Runtimes[0]
+	rt := withStateDir(cfg.Runtimes[0], t.TempDir())
 	rt.Name, rt.Plugin, rt.CallTimeout = "misbehaving", "fedlet-misbehaving", "3s"
-	rt.Config = []byte(strings.Replace(string(rt.Config), `"stateDir":"`, `"stateDir":"`+t.TempDir()+`/`, 1))
 	cfg.Plugins.Dirs = append(cfg.Plugins.Dirs, pluginDir)
 	cfg.Runtimes = []config.Runtime{rt}
 	cfg.Networks = nil
 	cfg.Nodes = []config.Node{{Name: "e2e-misbehaving", Runtime: rt.Name}}
-	cfg.NodeAPI.Address = fmt.Sprintf("0.0.0.0:%d", closedPort(t))
 	stop := startAgent(t, writeConfig(t, cfg))
 	defer stop()
 	waitNodeCondition(t, "e2e-misbehaving", corev1.NodeReady, corev1.ConditionTrue, "")

@@ -136,9 +136,8 @@ func secondNetworkAgent(t *testing.T, name string) (cfg *config.Agent, conflist 
 	t.Helper()
 	cfg = loadClusterAgentConfig(t)
 	dir := t.TempDir()
-	rt := cfg.Runtimes[0]
+	rt := withStateDir(cfg.Runtimes[0], dir)
 	rt.Name = "runtime-" + name
-	rt.Config = []byte(strings.Replace(string(rt.Config), `"stateDir":"`, `"stateDir":"`+dir+`/`, 1))
 	var netCfg cniplugin.Config
 	if err := json.Unmarshal(cfg.Networks[0].Config, &netCfg); err != nil {
 		t.Fatal(err)
@@ -152,7 +151,6 @@ func secondNetworkAgent(t *testing.T, name string) (cfg *config.Agent, conflist 
 	cfg.Runtimes = []config.Runtime{rt}
 	cfg.Networks = []config.Network{{Name: "network-" + name, Plugin: cfg.Networks[0].Plugin, Config: raw}}
 	cfg.Nodes = []config.Node{{Name: "e2e-" + name, Runtime: rt.Name, Network: "network-" + name}}
-	cfg.NodeAPI.Address = fmt.Sprintf("0.0.0.0:%d", closedPort(t))
 	return cfg, conflist
 }
 

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +77,6 @@ func TestNodeReservationAndPrivilegedOptIn(t *testing.T) {
 	}
 	cfg.Runtimes = []config.Runtime{{Name: "reserved", Plugin: cfg.Runtimes[0].Plugin, Config: raw}}
 	cfg.Nodes = []config.Node{{Name: "e2e-reserved", Runtime: "reserved"}}
-	cfg.NodeAPI.Address = "0.0.0.0:" + strconv.Itoa(closedPort(t))
 	stop := startAgent(t, writeConfig(t, cfg))
 	defer stop()
 

@@ -5,12 +5,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 // errPrivilegedNotAllowed is what a privileged container gets on a node
