@@ -73,13 +73,17 @@ func TestStatusSetBackDuringAWriteIsWrittenAfterIt(t *testing.T) {
 	<-writing
 	m.Set(pod, &corev1.PodStatus{Phase: corev1.PodPending}) // what the informer still shows
 	close(release)
+	var phase corev1.PodPhase
 	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 		got, err := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
-		return err == nil && got.Status.Phase == corev1.PodPending && m.idle(), nil
+		if err != nil {
+			return false, nil
+		}
+		phase = got.Status.Phase
+		return phase == corev1.PodPending && m.idle(), nil
 	})
 	if err != nil {
-		got, _ := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
-		t.Errorf("the API server ends with phase %s, want the newest status's Pending", got.Status.Phase)
+		t.Errorf("the API server ends with phase %s, want the newest status's Pending", phase)
 	}
 }
 
