@@ -84,6 +84,11 @@ func (s *session) stopTask(ctx context.Context, rec containers.Container, grace 
 		return statusf(err, "load task of container %s", rec.ID)
 	}
 	st, err := t.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		// Reaped meanwhile by the exit watcher, which records the exit
+		// before it deletes the task.
+		return nil
+	}
 	if err != nil {
 		return statusf(err, "status of container %s", rec.ID)
 	}
@@ -95,6 +100,9 @@ func (s *session) stopTask(ctx context.Context, rec containers.Container, grace 
 	waitCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
 	exitC, err := t.Wait(waitCtx)
+	if errdefs.IsNotFound(err) {
+		return nil // reaped meanwhile, as above
+	}
 	if err != nil {
 		return statusf(err, "wait for container %s", rec.ID)
 	}
