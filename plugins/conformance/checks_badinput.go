@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -60,12 +59,12 @@ type badCall struct {
 // the plugin host saw no exit or restart.
 func (p *probe) expectRefused(calls []badCall) {
 	p.requirePlugin()
-	events, unsubscribe := p.suite.plugin.rt.Subscribe()
+	events, unsubscribe := p.suite.plugin.subscribe()
 	defer unsubscribe()
-	if ev := <-events; ev.Kind != pluginhost.Started {
-		p.Fatalf("the plugin is not up: %s", ev.Message)
+	if ev := <-events; !ev.up {
+		p.Fatalf("the plugin is not up: %s", ev.message)
 	}
-	pid, err := p.suite.plugin.pid()
+	pid, err := p.suite.plugin.serving()
 	if err != nil {
 		p.Fatalf("%v", err)
 	}
@@ -94,10 +93,10 @@ func (p *probe) expectRefused(calls []badCall) {
 	}
 	select {
 	case ev := <-events:
-		p.Fatalf("the plugin process did not survive the bad input: the plugin host reports %s: %s", ev.Kind, ev.Message)
+		p.Fatalf("the plugin process did not survive the bad input: the plugin host reports %s: %s", ev.kind(), ev.message)
 	default:
 	}
-	if now, err := p.suite.plugin.pid(); err != nil || now != pid {
+	if now, err := p.suite.plugin.serving(); err != nil || now != pid {
 		p.Fatalf("the plugin process did not survive the bad input: pid %d before, now %d (%v)", pid, now, err)
 	}
 }

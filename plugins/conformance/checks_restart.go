@@ -2,10 +2,7 @@ package conformance
 
 import (
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/fedlet/fedlet/core/pluginhost"
 )
 
 // Restarts of the plugin process.
@@ -24,7 +21,7 @@ func checkAdoptAfterRestart(p *probe) {
 	p.waitLog(pod, "survivor", "started")
 
 	oldPid := p.killPlugin()
-	newPid, err := p.suite.plugin.pid()
+	newPid, err := p.suite.plugin.serving()
 	if err != nil {
 		p.Fatalf("after the restart: %v", err)
 	}
@@ -52,22 +49,23 @@ func checkAdoptAfterRestart(p *probe) {
 	}
 }
 
-// killPlugin kills the plugin process with SIGKILL and waits until the
-// plugin host has restarted and configured a new one. It returns the pid
-// it killed.
+// killPlugin kills the plugin process with SIGKILL (in-process: stops its
+// server abruptly and drops its implementation) and waits until a new one
+// has been started and configured. It returns the pid (in-process: the
+// server's number) it killed.
 func (p *probe) killPlugin() int {
 	p.requirePlugin()
-	events, unsubscribe := p.suite.plugin.rt.Subscribe()
+	events, unsubscribe := p.suite.plugin.subscribe()
 	defer unsubscribe()
-	if ev := <-events; ev.Kind != pluginhost.Started {
-		p.Fatalf("the plugin is not up before the kill: %s", ev.Message)
+	if ev := <-events; !ev.up {
+		p.Fatalf("the plugin is not up before the kill: %s", ev.message)
 	}
-	pid, err := p.suite.plugin.pid()
+	pid, err := p.suite.plugin.serving()
 	if err != nil {
 		p.Fatalf("%v", err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		p.Fatalf("kill -9 the plugin process %d: %v", pid, err)
+	if err := p.suite.plugin.kill(pid); err != nil {
+		p.Fatalf("%v", err)
 	}
 	// The restart waits for a backoff, a new handshake, Describe and
 	// Configure; allow the start timeout of each.
@@ -80,16 +78,13 @@ func (p *probe) killPlugin() int {
 			if !ok {
 				p.Fatalf("the plugin host stopped after the plugin was killed")
 			}
-			switch ev.Kind {
-			case pluginhost.Down:
+			if !ev.up {
 				down = true
-			case pluginhost.Started:
-				if down {
-					return pid
-				}
+			} else if down {
+				return pid
 			}
 		case <-timeout.C:
-			up, reason, msg := p.suite.plugin.rt.State()
+			up, reason, msg := p.suite.plugin.state()
 			p.Fatalf("the plugin was not restarted within %v of kill -9 (up %v, %s: %s)", 2*p.suite.cfg.Timeout, up, reason, msg)
 		case <-p.ctx.Done():
 			p.Fatalf("interrupted: %v", p.ctx.Err())

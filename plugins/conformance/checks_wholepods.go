@@ -331,7 +331,7 @@ func checkPodAdoptAfterRestart(p *probe) {
 	before := p.waitRunning(pod)
 
 	oldPid := p.killPlugin()
-	if newPid, err := p.suite.plugin.pid(); err != nil || newPid == oldPid {
+	if newPid, err := p.suite.plugin.serving(); err != nil || newPid == oldPid {
 		p.Fatalf("after the restart: pid %d serves, %d was killed (%v)", newPid, oldPid, err)
 	}
 

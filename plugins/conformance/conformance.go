@@ -12,6 +12,14 @@
 // The `fedlet plugin conform` command runs it and prints a report; a Go test
 // runs it with Test, one subtest per check.
 //
+// A plugin author can also check an implementation without building a
+// binary: RunServer and TestServer serve it over gRPC inside the calling
+// process, through the SDK's go-plugin binding, and run the same checks
+// (in-process mode). The check that kills the plugin there stops the
+// server abruptly, drops the implementation and serves a fresh one made by
+// the author's constructor, so adoption is still checked from what the
+// backend really runs.
+//
 // Each check makes its own pods, with fresh random UIDs, and removes them
 // when it ends, whatever its result. The checks run one after the other
 // against one plugin process (one of them kills it and lets the host restart
@@ -36,7 +44,8 @@ const (
 
 // Config says which plugin to check, and how.
 type Config struct {
-	// Plugin is the path of the plugin binary. The kit's plugin host looks
+	// Plugin is the path of the plugin binary (binary mode only; RunServer
+	// and TestServer ignore it, and Checksum). The kit's plugin host looks
 	// for it in its directory, under its base name, as the agent's does.
 	Plugin string
 	// Checksum, when set, pins the binary: "sha256:<64 hex digits>".
@@ -64,10 +73,16 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// withDefaults completes the Config of binary mode, which needs a binary.
 func (c Config) withDefaults() (Config, error) {
 	if c.Plugin == "" {
 		return c, errors.New("conformance: no plugin binary given")
 	}
+	return c.common(), nil
+}
+
+// common fills in the defaults both modes share.
+func (c Config) common() Config {
 	if c.Node == "" {
 		c.Node = DefaultNode
 	}
@@ -77,7 +92,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return c, nil
+	return c
 }
 
 // Check is one rule of the runtime protocol and the way the kit verifies it.
@@ -218,6 +233,13 @@ func (f ReporterFunc) Report(o Outcome) { f(o) }
 // returns every outcome. A plugin that cannot be launched fails the checks
 // that stage concerns and every check after it, with the reason.
 func Run(ctx context.Context, cfg Config, report Reporter) Result {
+	cfg, err := cfg.withDefaults()
+	return run(ctx, cfg, err, startPlugin, report)
+}
+
+// run runs the kit with the plugin start gives, or, when cfgErr says the
+// Config cannot start one, fails every check with it.
+func run(ctx context.Context, cfg Config, cfgErr error, start starter, report Reporter) Result {
 	if report == nil {
 		report = ReporterFunc(func(Outcome) {})
 	}
@@ -226,16 +248,15 @@ func Run(ctx context.Context, cfg Config, report Reporter) Result {
 		res.Outcomes = append(res.Outcomes, o)
 		report.Report(o)
 	}
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if cfgErr != nil {
 		res.Suite, res.Why = ContainerSuite, "no plugin to ask which suite applies"
 		reportSuite(report, res.Suite, res.Why)
 		for _, c := range selectChecks(res.Suite, cfg.Run) {
-			add(Outcome{Check: c, Err: err})
+			add(Outcome{Check: c, Err: cfgErr})
 		}
 		return res
 	}
-	s := newSuite(ctx, cfg)
+	s := newSuite(ctx, cfg, start)
 	defer s.close()
 	res.Suite, res.Why = s.choose()
 	reportSuite(report, res.Suite, res.Why)

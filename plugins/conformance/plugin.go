@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fedlet/fedlet/core/pluginhost"
@@ -20,9 +22,9 @@ const processName = "conformance"
 // stopTimeout bounds the wait for the plugin host to stop the process.
 const stopTimeout = 30 * time.Second
 
-// plugin is the plugin process under test, supervised by the agent's own
-// plugin host, which restarts it when it dies.
-type plugin struct {
+// process is the plugin process under test (binary mode), supervised by
+// the agent's own plugin host, which restarts it when it dies.
+type process struct {
 	rt     *pluginhost.Runtime
 	path   string // absolute, symlinks resolved: what /proc/PID/exe shows
 	cancel context.CancelFunc
@@ -45,7 +47,7 @@ func (e *startError) Error() string { return e.err.Error() }
 
 // startPlugin launches the plugin as the agent does: found by name in its
 // directory, pinned when a checksum is given, configured for cfg.Node.
-func startPlugin(ctx context.Context, cfg Config) (*plugin, error) {
+func startPlugin(ctx context.Context, cfg Config) (target, error) {
 	path, err := filepath.Abs(cfg.Plugin)
 	if err != nil {
 		return nil, &startError{stageHandshake, fmt.Errorf("plugin path %s: %w", cfg.Plugin, err)}
@@ -74,7 +76,7 @@ func startPlugin(ctx context.Context, cfg Config) (*plugin, error) {
 		cancel()
 		return nil, &startError{startStage(err), err}
 	}
-	return &plugin{rt: rt, path: path, cancel: cancel}, nil
+	return &process{rt: rt, path: path, cancel: cancel}, nil
 }
 
 // startStage tells from the host's error which stage of the start failed:
@@ -91,10 +93,45 @@ func startStage(err error) string {
 	return stageHandshake
 }
 
-func (p *plugin) client() runtimev1.RuntimeClient { return p.rt.Client() }
+func (p *process) client() runtimev1.RuntimeClient { return p.rt.Client() }
+
+func (p *process) describe() *runtimev1.DescribeResponse { return p.rt.Describe() }
+
+func (p *process) state() (bool, string, string) { return p.rt.State() }
+
+func (p *process) live() bool { return len(p.livePids()) > 0 }
+
+func (p *process) serving() (int, error) { return p.pid() }
+
+// subscribe turns the plugin host's events into the kit's.
+func (p *process) subscribe() (<-chan lifeEvent, func()) {
+	events, unsubscribe := p.rt.Subscribe()
+	out := make(chan lifeEvent, cap(events))
+	done := make(chan struct{})
+	go func() {
+		defer close(out)
+		for ev := range events {
+			select {
+			case out <- lifeEvent{up: ev.Kind == pluginhost.Started, reason: ev.Reason, message: ev.Message}:
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() { once.Do(func() { close(done); unsubscribe() }) }
+}
+
+// kill sends SIGKILL to the process with that pid; the host restarts it.
+func (p *process) kill(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill -9 the plugin process %d: %w", pid, err)
+	}
+	return nil
+}
 
 // stop stops the process and waits until the host has let it go.
-func (p *plugin) stop() error {
+func (p *process) stop() error {
 	p.cancel()
 	select {
 	case <-p.rt.Done():
@@ -106,7 +143,7 @@ func (p *plugin) stop() error {
 
 // pid returns the process id of the plugin process now serving: the child
 // of this process running the plugin's binary.
-func (p *plugin) pid() (int, error) {
+func (p *process) pid() (int, error) {
 	pids := p.livePids()
 	switch len(pids) {
 	case 0:
@@ -120,7 +157,7 @@ func (p *plugin) pid() (int, error) {
 // livePids lists the children of this process that run the plugin's
 // binary; a process that has exited (a zombie) has no executable and is
 // left out.
-func (p *plugin) livePids() []int {
+func (p *process) livePids() []int {
 	me := os.Getpid()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {

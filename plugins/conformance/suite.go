@@ -9,21 +9,24 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
-// suite is one run of the kit: the plugin process, launched once, and the
-// checks run against it in turn.
+// suite is one run of the kit: the plugin, started once, and the checks
+// run against it in turn.
 type suite struct {
 	cfg      Config
-	plugin   *plugin     // nil when the start failed
+	plugin   target      // nil when the start failed
 	startErr *startError // why, when it did
 }
 
-func newSuite(ctx context.Context, cfg Config) *suite {
+// starter starts the plugin under test: startPlugin launches a binary,
+// startServer serves an implementation in this process.
+type starter func(context.Context, Config) (target, error)
+
+func newSuite(ctx context.Context, cfg Config, start starter) *suite {
 	s := &suite{cfg: cfg}
-	p, err := startPlugin(ctx, cfg)
+	p, err := start(ctx, cfg)
 	if err != nil {
 		var se *startError
 		if !errors.As(err, &se) {
@@ -42,7 +45,7 @@ func (s *suite) choose() (Suite, string) {
 	if s.plugin == nil {
 		return ContainerSuite, fmt.Sprintf("the plugin did not start (%s failed), so it declared no capabilities: the container-level checks are reported, none of them run", s.startErr.stage)
 	}
-	d := s.plugin.rt.Describe()
+	d := s.plugin.describe()
 	if slices.Contains(d.GetCapabilities(), runtimev1.Capability_CAPABILITY_WHOLE_PODS) {
 		return WholePodSuite, fmt.Sprintf("Describe of %s %s declares CAPABILITY_WHOLE_PODS: the pod-level calls (CreatePod, DeletePod, ListPods, WatchPods; logs, exec, attach and port-forward of whole pods) are checked, and the container-level calls must answer Unimplemented", d.GetName(), d.GetVersion())
 	}
@@ -85,15 +88,15 @@ func (s *suite) run(ctx context.Context, c Check) Outcome {
 	return Outcome{Check: c, Err: errors.Join(p.errs...), Duration: time.Since(start)}
 }
 
-// waitUp waits until the plugin host has a live process up: at once, unless
-// the process died and is being restarted. It returns what the host said
+// waitUp waits until the plugin has a live instance up: at once, unless
+// the one serving died and is being restarted. It returns what the host said
 // of the death it waited through, if any.
 func (s *suite) waitUp(ctx context.Context) (down string, err error) {
-	events, unsubscribe := s.plugin.rt.Subscribe()
+	events, unsubscribe := s.plugin.subscribe()
 	defer unsubscribe()
 	timeout := time.NewTimer(2 * s.cfg.Timeout)
 	defer timeout.Stop()
-	var last pluginhost.Event
+	var last lifeEvent
 	for {
 		select {
 		case ev, ok := <-events:
@@ -102,15 +105,15 @@ func (s *suite) waitUp(ctx context.Context) (down string, err error) {
 			}
 			// A process that died is still Started until the host notices;
 			// its Down and the next Started follow.
-			if ev.Kind == pluginhost.Started && len(s.plugin.livePids()) > 0 {
+			if ev.up && s.plugin.live() {
 				return down, nil
 			}
-			if ev.Kind == pluginhost.Down && down == "" {
-				down = ev.Message
+			if !ev.up && down == "" {
+				down = ev.message
 			}
 			last = ev
 		case <-timeout.C:
-			return down, fmt.Errorf("the plugin has been down for %v: %s: %s", 2*s.cfg.Timeout, last.Reason, last.Message)
+			return down, fmt.Errorf("the plugin has been down for %v: %s: %s", 2*s.cfg.Timeout, last.reason, last.message)
 		case <-ctx.Done():
 			return down, ctx.Err()
 		}

@@ -20,9 +20,15 @@ func Test(t *testing.T, cfg Config) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return test(t, cfg, startPlugin)
+}
+
+// test runs the checks as subtests against the plugin start gives.
+func test(t *testing.T, cfg Config, start starter) Result {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := newSuite(ctx, cfg)
+	s := newSuite(ctx, cfg, start)
 	defer func() {
 		if err := s.close(); err != nil {
 			t.Errorf("stop the plugin: %v", err)
