@@ -1,0 +1,134 @@
+package example_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/fedlet/fedlet/integration/busybox"
+	"github.com/fedlet/fedlet/plugins/conformance"
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/runtime/example"
+	"github.com/fedlet/fedlet/plugins/sdk/keeper"
+)
+
+// TestMain lets the test binary be the containers' supervisor, as the
+// plugin's own main does: the in-process runtime starts it again as one.
+func TestMain(m *testing.M) {
+	keeper.Main()
+	os.Exit(m.Run())
+}
+
+// require skips the test where containers cannot run (not root, no runc),
+// and fails it instead when CI is set.
+func require(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "not root"
+	} else if _, err := exec.LookPath("runc"); err != nil {
+		why = "no runc in PATH"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("the example runtime cannot run containers here: %s", why)
+	}
+	t.Skipf("the example runtime cannot run containers here: %s", why)
+}
+
+// TestConformance runs the whole container-level suite against the
+// example runtime, in-process: no binary built, a real runc, images pulled
+// from a real registry on loopback.
+func TestConformance(t *testing.T) {
+	require(t)
+	res := conformance.TestServer(t, func() runtimev1.RuntimeServer { return example.New() }, conformance.Config{
+		PluginConfig: pluginConfig(t),
+		Image:        serveBusybox(t),
+		Timeout:      time.Minute,
+	})
+	if res.Suite != conformance.ContainerSuite || len(res.Outcomes) != len(conformance.Checks()) {
+		t.Errorf("suite %q, %d checks ran; want all %d of the container suite", res.Suite, len(res.Outcomes), len(conformance.Checks()))
+	}
+}
+
+// TestBinary builds the plugin's main and runs the checks that concern the
+// process (its start, and the adoption of containers after kill -9) in
+// binary mode.
+func TestBinary(t *testing.T) {
+	require(t)
+	bin := t.TempDir() + "/fedlet-runtime-example"
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/fedlet/fedlet/cmd/fedlet-runtime-example").CombinedOutput(); err != nil {
+		t.Fatalf("build the plugin: %v\n%s", err, out)
+	}
+	res := conformance.Test(t, conformance.Config{
+		Plugin:       bin,
+		PluginConfig: pluginConfig(t),
+		Image:        serveBusybox(t),
+		Timeout:      time.Minute,
+		Run:          regexp.MustCompile(`^(handshake|describe|configure|get-node|adopt-after-plugin-restart)$`),
+	})
+	if len(res.Outcomes) != 5 {
+		t.Errorf("%d checks ran, want 5", len(res.Outcomes))
+	}
+}
+
+// pluginConfig gives the plugin a state directory of its own, short enough
+// for the unix sockets in it.
+func pluginConfig(t *testing.T) []byte {
+	dir, err := os.MkdirTemp("", "example-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	cfg, err := json.Marshal(map[string]string{"stateDir": dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// serveBusybox serves an in-memory OCI registry on loopback, pushes the
+// busybox image into it and returns its reference.
+func serveBusybox(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("registry: %v", err)
+		}
+	})
+	img, err := busybox.Image()
+	if err != nil {
+		t.Fatalf("build busybox image: %v", err)
+	}
+	image := lis.Addr().String() + "/conformance/busybox:1"
+	ref, err := name.ParseReference(image, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatalf("push %s: %v", image, err)
+	}
+	return image
+}
