@@ -246,4 +246,3 @@ func feedStdin(lis net.Listener, w io.WriteCloser, once bool) {
 		}
 	}
 }
-
