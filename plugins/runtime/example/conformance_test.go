@@ -50,24 +50,12 @@ func require(t *testing.T) {
 	t.Skipf("the example runtime cannot run containers here: %s", why)
 }
 
-// TestConformance runs the whole container-level suite against the
-// example runtime, in-process: no binary built, a real runc, images pulled
-// from a real registry on loopback.
-func TestConformance(t *testing.T) {
-	require(t)
-	res := conformance.TestServer(t, func() runtimev1.RuntimeServer { return example.New() }, conformance.Config{
-		PluginConfig: pluginConfig(t),
-		Image:        serveBusybox(t),
-		Timeout:      time.Minute,
-	})
-	if res.Suite != conformance.ContainerSuite || len(res.Outcomes) != len(conformance.Checks()) {
-		t.Errorf("suite %q, %d checks ran; want all %d of the container suite", res.Suite, len(res.Outcomes), len(conformance.Checks()))
-	}
-}
-
 // TestBinary builds the plugin's main and runs the checks that concern the
 // process (its start, and the adoption of containers after kill -9) in
-// binary mode.
+// binary mode. It runs before TestConformance: the in-process runtime makes
+// this test process a subreaper (ociruntime.BecomeSubreaper), which would
+// then adopt the plugin's keepers when the kit kills the plugin, and the
+// kit finds the plugin among this process's children.
 func TestBinary(t *testing.T) {
 	require(t)
 	bin := t.TempDir() + "/fedlet-runtime-example"
@@ -83,6 +71,47 @@ func TestBinary(t *testing.T) {
 	})
 	if len(res.Outcomes) != 5 {
 		t.Errorf("%d checks ran, want 5", len(res.Outcomes))
+	}
+}
+
+// awaitingRequestRules are the checks the example fails only because it
+// leaves the protocol's request rules (node named and served, pod UIDs,
+// names and images present, an exec's command, the first message of a
+// stream) to the SDK, as a plugin author should, and this tree's SDK does
+// not enforce them yet (issue 11). Once it does, they pass, and this test
+// says to empty the list.
+var awaitingRequestRules = map[string]bool{
+	"bad-input-no-node":    true,
+	"bad-input-no-pod-uid": true,
+	"bad-input-no-image":   true,
+	"exec-no-command":      true,
+}
+
+// TestConformance runs the whole container-level suite against the
+// example runtime, in-process: no binary built, a real runc, images pulled
+// from a real registry on loopback. Every check passes but those awaiting
+// the SDK's request rules.
+func TestConformance(t *testing.T) {
+	require(t)
+	start := time.Now()
+	res := conformance.RunServer(t.Context(), func() runtimev1.RuntimeServer { return example.New() }, conformance.Config{
+		PluginConfig: pluginConfig(t),
+		Image:        serveBusybox(t),
+		Timeout:      30 * time.Second,
+	}, nil)
+	t.Logf("%s in %v", res.Summary(), time.Since(start).Round(time.Second))
+	if res.Suite != conformance.ContainerSuite || len(res.Outcomes) != len(conformance.Checks()) {
+		t.Errorf("suite %q, %d checks ran; want all %d of the container suite", res.Suite, len(res.Outcomes), len(conformance.Checks()))
+	}
+	for _, o := range res.Outcomes {
+		switch {
+		case !o.Passed() && !awaitingRequestRules[o.Check.Name]:
+			t.Errorf("%s (%v): %v\n(rule: %s)", o.Check.Name, o.Duration.Round(time.Millisecond), o.Err, o.Check.Rule)
+		case !o.Passed():
+			t.Logf("%s fails until the SDK enforces the request rules: %v", o.Check.Name, o.Err)
+		case awaitingRequestRules[o.Check.Name]:
+			t.Errorf("%s passes now: remove it from awaitingRequestRules", o.Check.Name)
+		}
 	}
 }
 

@@ -36,9 +36,6 @@ func (r *Runtime) attemptDir(uid, name string, attempt uint32) string {
 
 func (r *Runtime) StartContainer(ctx context.Context, req *runtimev1.StartContainerRequest) (*runtimev1.ContainerStatus, error) {
 	spec, pod := req.GetContainer(), req.GetPod()
-	if spec.GetImage() == "" {
-		return nil, status.Error(codes.InvalidArgument, "container.image: missing")
-	}
 	sb, err := r.sandbox(pod.GetUid())
 	if err != nil {
 		return nil, err

@@ -73,9 +73,6 @@ func (r *Runtime) Exec(srv grpc.BidiStreamingServer[runtimev1.ExecRequest, runti
 	if err != nil {
 		return err
 	}
-	if len(start.GetCommand()) == 0 {
-		return status.Error(codes.InvalidArgument, "command: missing")
-	}
 	c, dir, err := r.runningAttempt(start.GetPodUid(), start.GetContainer())
 	if err != nil {
 		return err
