@@ -3,46 +3,38 @@ package example
 import (
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
-	"github.com/fedlet/fedlet/plugins/sdk/imagestore"
+	"github.com/fedlet/fedlet/plugins/sdk/crilog"
 	"github.com/fedlet/fedlet/plugins/sdk/keeper"
+	"github.com/fedlet/fedlet/plugins/sdk/netns"
 	"github.com/fedlet/fedlet/plugins/sdk/ocispec"
+	"github.com/fedlet/fedlet/plugins/sdk/podstore"
 	"github.com/fedlet/fedlet/plugins/sdk/statefile"
+	"github.com/fedlet/fedlet/plugins/sdk/streams"
 )
 
-// container is the record of one attempt of a container. Its directory
-// holds the record, runc's bundle and the keeper's files (output, start,
-// exit).
-type container struct {
-	Status *runtimev1.ContainerStatus // as created; the rest is read from the keeper
-	Stdin  bool
-	Cgroup string
-}
-
-func nowNano() int64 { return time.Now().UnixNano() }
-
-func (r *Runtime) attemptDir(uid, name string, attempt uint32) string {
-	return filepath.Join(r.podDir(uid), short(name+"/"+strconv.Itoa(int(attempt))))
-}
-
+// StartContainer makes runc's bundle in the attempt's directory (the
+// image under an overlay, the OCI spec) and has a keeper run `runc run`
+// there, so that the container outlives this process.
 func (r *Runtime) StartContainer(ctx context.Context, req *runtimev1.StartContainerRequest) (*runtimev1.ContainerStatus, error) {
 	spec, pod := req.GetContainer(), req.GetPod()
-	sb, err := r.sandbox(pod.GetUid())
+	sb, err := r.pods.Sandbox(pod.GetUid())
 	if err != nil {
 		return nil, err
 	}
-	dir := r.attemptDir(pod.GetUid(), spec.GetName(), req.GetAttempt())
-	if st, _ := keeper.Read(dir); st.Started || st.Exited {
-		return r.status(dir) // this attempt ran already: start nothing
+	dir := r.pods.AttemptDir(pod.GetUid(), spec.GetName(), req.GetAttempt())
+	if podstore.Started(dir) { // this attempt ran already: start nothing
+		a, err := r.pods.Attempt(dir)
+		return a.Status, err
 	}
 	img, err := r.images.Get(spec.GetImage())
 	if err != nil {
@@ -53,139 +45,87 @@ func (r *Runtime) StartContainer(ctx context.Context, req *runtimev1.StartContai
 		return nil, err
 	}
 	id := fmt.Sprintf("%s-%s-%d", pod.GetUid(), spec.GetName(), req.GetAttempt())
-	oci, err := ocispec.Build(ctx, ocispec.Container{ID: id, CgroupParent: "fedlet-example", Spec: spec, Image: img.Config, RootFS: rootfs,
-		Netns: sb.Netns, TerminationLog: filepath.Join(dir, "termination-log")})
+	a := podstore.Attempt{Dir: dir, Stdin: spec.GetStdin(), Status: &runtimev1.ContainerStatus{Pod: pod, Name: spec.GetName(),
+		Attempt: req.GetAttempt(), Id: id, Image: spec.GetImage(), ImageRef: img.Ref, CreatedAtUnixNano: time.Now().UnixNano()}}
+	oci, err := ocispec.Build(ctx, ocispec.Container{ID: id, CgroupParent: "fedlet-example", Spec: spec, Image: img.Config,
+		RootFS: rootfs, Netns: sb.GetNetnsPath(), TerminationLog: a.TerminationLog()})
 	if err != nil {
 		return nil, err
 	}
-	c := container{Status: &runtimev1.ContainerStatus{Pod: pod, Name: spec.GetName(), Attempt: req.GetAttempt(), Id: id,
-		Image: spec.GetImage(), ImageRef: img.Ref, CreatedAtUnixNano: nowNano()}, Stdin: spec.GetStdin(), Cgroup: oci.Linux.CgroupsPath}
+	a.Data = map[string]string{"cgroup": oci.Linux.CgroupsPath}
 	if err := statefile.Write(filepath.Join(dir, "config.json"), oci); err != nil {
 		return nil, err
 	}
-	if err := statefile.Write(filepath.Join(dir, "container.json"), c); err != nil {
+	if err := r.pods.Record(a); err != nil {
 		return nil, err
 	}
-	run := keeper.Spec{Dir: dir, Args: r.runc.RunArgs(dir, id, filepath.Join(dir, "pid")), PidFile: filepath.Join(dir, "pid"), Stdin: spec.GetStdin(), StdinOnce: spec.GetStdinOnce()}
+	pidFile := filepath.Join(dir, "pid")
+	run := keeper.Spec{Dir: dir, Args: r.runc.RunArgs(dir, id, pidFile), PidFile: pidFile, Stdin: spec.GetStdin(), StdinOnce: spec.GetStdinOnce()}
 	if _, err := keeper.Start(ctx, run); err != nil {
 		return nil, err
 	}
-	return r.status(dir)
+	a, err = r.pods.Attempt(dir)
+	return a.Status, err
 }
 
-// status is what the attempt in dir is now; NotFound when it is gone.
-func (r *Runtime) status(dir string) (*runtimev1.ContainerStatus, error) {
-	var c container
-	if ok, err := statefile.Read(filepath.Join(dir, "container.json"), &c); !ok || err != nil {
-		return nil, status.Errorf(codes.NotFound, "no container in %s (%v)", dir, err)
-	}
-	st, err := keeper.Read(dir)
-	cs := c.Status
-	cs.State = runtimev1.ContainerState_CONTAINER_STATE_CREATED
-	if !st.StartedAt.IsZero() {
-		cs.State, cs.StartedAtUnixNano = runtimev1.ContainerState_CONTAINER_STATE_RUNNING, st.StartedAt.UnixNano()
-	}
-	if st.Exited {
-		cs.State, cs.ExitCode, cs.FinishedAtUnixNano = runtimev1.ContainerState_CONTAINER_STATE_EXITED, int32(st.ExitCode), st.FinishedAt.UnixNano()
-		cs.Reason = map[bool]string{true: "Completed", false: "Error"}[st.ExitCode == 0]
-		if st.ExitCode != 0 && ocispec.OOMKilled(c.Cgroup) {
-			cs.Reason = "OOMKilled"
-		}
-		cs.Message = ocispec.TerminationMessage(filepath.Join(dir, "termination-log"))
-	}
-	return cs, err
-}
-
-// containers lists every attempt of every container of the pod in podDir.
-func (r *Runtime) containers(podDir string) []*runtimev1.ContainerStatus {
-	files, _ := filepath.Glob(filepath.Join(podDir, "*", "container.json"))
-	var out []*runtimev1.ContainerStatus
-	for _, f := range files {
-		if st, err := r.status(filepath.Dir(f)); err == nil {
-			out = append(out, st)
-		}
-	}
-	return out
-}
-
-// attempts returns the directories of the container's attempts, oldest
-// first; NotFound when it has none.
-func (r *Runtime) attempts(uid, name string) ([]string, error) {
-	ctrs := r.containers(r.podDir(uid))
-	sort.Slice(ctrs, func(i, j int) bool { return ctrs[i].GetAttempt() < ctrs[j].GetAttempt() })
-	var dirs []string
-	for _, c := range ctrs {
-		if c.GetName() == name {
-			dirs = append(dirs, r.attemptDir(uid, name, c.GetAttempt()))
-		}
-	}
-	if len(dirs) == 0 {
-		return nil, status.Errorf(codes.NotFound, "pod %s has no container %s", uid, name)
-	}
-	return dirs, nil
-}
-
-func (r *Runtime) StopContainer(ctx context.Context, req *runtimev1.StopContainerRequest) (*runtimev1.ContainerStatus, error) {
-	dirs, err := r.attempts(req.GetPodUid(), req.GetName())
+// Exec runs the command as the container's process runs: with its user,
+// environment and working directory, from the bundle's spec.
+func (r *Runtime) Exec(srv grpc.BidiStreamingServer[runtimev1.ExecRequest, runtimev1.ExecResponse]) error {
+	start, s, err := streams.Exec(srv)
 	if err != nil {
-		return nil, err
-	}
-	dir := dirs[len(dirs)-1]
-	st, err := r.status(dir)
-	grace := time.Duration(req.GetGracePeriodSeconds()) * time.Second
-	for _, sig := range []string{"TERM", "KILL"} {
-		if err != nil || st.GetState() == runtimev1.ContainerState_CONTAINER_STATE_EXITED {
-			break
-		}
-		_ = r.runc.Kill(ctx, st.GetId(), sig) // fails when it has just exited
-		st, err = r.waitExit(ctx, dir, grace)
-		grace = time.Minute
-	}
-	return st, err
-}
-
-// waitExit waits up to timeout for the attempt in dir to exit, and
-// returns its status then.
-func (r *Runtime) waitExit(ctx context.Context, dir string, timeout time.Duration) (*runtimev1.ContainerStatus, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := r.status(dir)
-		if err != nil || st.GetState() == runtimev1.ContainerState_CONTAINER_STATE_EXITED || time.Now().After(deadline) {
-			return st, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (r *Runtime) RemoveContainer(ctx context.Context, req *runtimev1.RemoveContainerRequest) (*runtimev1.RemoveContainerResponse, error) {
-	dirs, _ := r.attempts(req.GetPodUid(), req.GetName())
-	for _, dir := range dirs {
-		if st, _ := r.status(dir); st.GetAttempt() < req.GetKeepAttempt() && st.GetState() == runtimev1.ContainerState_CONTAINER_STATE_EXITED {
-			if err := r.removeAttempt(ctx, dir); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return &runtimev1.RemoveContainerResponse{}, nil
-}
-
-// removeAttempt kills the attempt in dir if it runs, deletes it from runc
-// and removes its directory.
-func (r *Runtime) removeAttempt(ctx context.Context, dir string) error {
-	if st, err := r.status(dir); err == nil {
-		_ = r.runc.Delete(ctx, st.GetId()) // fails when runc never made it
-		if st.GetState() == runtimev1.ContainerState_CONTAINER_STATE_RUNNING {
-			if _, err := r.waitExit(ctx, dir, 10*time.Second); err != nil {
-				return err
-			}
-		}
-	}
-	if err := imagestore.Unmount(dir); err != nil {
 		return err
 	}
-	return os.RemoveAll(dir)
+	a, err := r.pods.Running(start.GetPodUid(), start.GetContainer())
+	if err != nil {
+		return err
+	}
+	var spec specs.Spec
+	if _, err := statefile.Read(filepath.Join(a.Dir, "config.json"), &spec); err != nil {
+		return err
+	}
+	return r.runc.Exec(srv.Context(), a.Status.GetId(), *spec.Process, start, s)
+}
+
+// Attach writes stdin through the container's keeper, and reads its output
+// from its log.
+func (r *Runtime) Attach(srv grpc.BidiStreamingServer[runtimev1.AttachRequest, runtimev1.AttachResponse]) error {
+	since := time.Now()
+	start, s, err := streams.Attach(srv)
+	if err != nil {
+		return err
+	}
+	a, err := r.pods.Running(start.GetPodUid(), start.GetContainer())
+	if err != nil {
+		return err
+	}
+	if start.GetStdin() {
+		if !a.Stdin {
+			return status.Errorf(codes.FailedPrecondition, "container %s was not started with stdin", start.GetContainer())
+		}
+		in, err := keeper.AttachStdin(a.Dir)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		go func() { _, _ = io.Copy(in, s.Stdin); _ = in.Close() }() // ends when the call's stdin does
+	}
+	// Read by time, not from the log's end: nothing written while the
+	// reader opens the file is missed.
+	return crilog.Read(srv.Context(), a.LogPath(), crilog.Options{Follow: true, TailLines: -1, Since: since}, a.Running, s.Stdout, s.Stderr)
+}
+
+// PortForward dials the port on the loopback of the pod's network
+// namespace.
+func (r *Runtime) PortForward(srv grpc.BidiStreamingServer[runtimev1.PortForwardRequest, runtimev1.PortForwardResponse]) error {
+	return streams.Forward(srv, func(start *runtimev1.PortForwardStart) (io.ReadWriteCloser, error) {
+		sb, err := r.pods.Sandbox(start.GetPodUid())
+		if err != nil {
+			return nil, err
+		}
+		conn, err := netns.Dial(srv.Context(), sb.GetNetnsPath(), "tcp", fmt.Sprintf("127.0.0.1:%d", start.GetPort()))
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "connect to port %d of pod %s: %v", start.GetPort(), start.GetPodUid(), err)
+		}
+		return conn, nil
+	})
 }
