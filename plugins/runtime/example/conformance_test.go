@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,13 +119,31 @@ func TestConformance(t *testing.T) {
 }
 
 // pluginConfig gives the plugin a state directory of its own, short enough
-// for the unix sockets in it.
+// for the unix sockets in it. When the test ends, every check must have
+// removed what it made: a container left in runc fails the test (and is
+// deleted).
 func pluginConfig(t *testing.T) []byte {
 	dir, err := os.MkdirTemp("", "example-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		root := filepath.Join(dir, "runc")
+		out, err := exec.Command("runc", "--root", root, "list", "-q").CombinedOutput()
+		if err != nil {
+			t.Errorf("list what runc still has: %v: %s", err, out)
+		}
+		for _, id := range strings.Fields(string(out)) {
+			t.Errorf("container %s left behind in runc", id)
+			_ = exec.Command("runc", "--root", root, "delete", "--force", id).Run()
+		}
+		mounts, _ := filepath.Glob(filepath.Join(dir, "pods", "*", "*", "rootfs"))
+		for _, m := range mounts {
+			t.Errorf("container filesystem %s left behind", m)
+			_ = syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+		_ = os.RemoveAll(dir)
+	})
 	cfg, err := json.Marshal(map[string]string{"stateDir": dir})
 	if err != nil {
 		t.Fatal(err)
