@@ -51,7 +51,9 @@ type streamWriter struct {
 
 // Write writes p as entries stamped now: one F entry per complete line, a
 // P entry for what follows the last newline. Output is never held back to
-// wait for the end of a line: a follower sees it at once.
+// wait for the end of a line: a follower sees it at once. (Kubernetes'
+// reader counts entries for tail_lines, so a line written in parts counts
+// as several.)
 func (w streamWriter) Write(p []byte) (int, error) {
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	var b bytes.Buffer
