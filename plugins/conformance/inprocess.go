@@ -45,7 +45,8 @@ type NewServer func() runtimev1.RuntimeServer
 // newServer. A panic in a handler counts as a crash, as it would kill a
 // plugin process: the call fails with Unavailable and the server is
 // restarted the same way, so the checks that want the plugin to survive
-// bad input fail.
+// bad input fail. (A panic in a goroutine of the implementation's own
+// ends the test process, as it would end a plugin process.)
 func RunServer(ctx context.Context, newServer NewServer, cfg Config, report Reporter) Result {
 	cfg, err := cfg.inProcessDefaults(newServer)
 	return run(ctx, cfg, err, startServer(newServer), report)

@@ -44,10 +44,15 @@ const (
 	LogFile = "output.log"
 )
 
+// outputGrace is how long the keeper reads the output of a process that
+// exited before it records the exit.
+const outputGrace = time.Second
+
 // Spec says what to run.
 type Spec struct {
-	// Dir holds the supervisor's files; it must exist, and stay the
-	// process's for its whole life. Keep it short: it holds a unix socket.
+	// Dir holds the supervisor's files, and is the process's working
+	// directory; it must exist, and stay the process's for its whole life.
+	// Keep it short: it holds a unix socket.
 	Dir string `json:"-"`
 	// Args is the command: a path and its arguments.
 	Args []string `json:"args"`
@@ -97,6 +102,7 @@ func Start(ctx context.Context, spec Spec) (State, error) {
 	}
 	defer own.Close()
 	cmd := exec.Command(self)
+	cmd.Dir = spec.Dir
 	cmd.Env = append(os.Environ(), dirEnv+"="+spec.Dir)
 	cmd.Stdout, cmd.Stderr = own, own
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -174,7 +180,17 @@ func supervise(dir string) error {
 	}
 	defer log.Close()
 	cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
-	cmd.Stdout, cmd.Stderr = log.Stdout(), log.Stderr()
+	// The process's own pipes, not os/exec's: its exit is recorded when it
+	// exits, not when the last child it left behind closes its output.
+	var outputs []*os.File
+	for _, w := range []*io.Writer{&cmd.Stdout, &cmd.Stderr} {
+		r, pw, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("make output pipes: %w", err)
+		}
+		defer pw.Close()
+		*w, outputs = pw, append(outputs, r)
+	}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	if spec.Stdin {
 		r, w, err := os.Pipe()
@@ -196,6 +212,14 @@ func supervise(dir string) error {
 		}
 		return statefile.Write(filepath.Join(dir, exitedFile), State{ExitCode: code, FinishedAt: time.Now()})
 	}
+	for _, w := range []io.Writer{cmd.Stdout, cmd.Stderr} {
+		_ = w.(*os.File).Close() // the process holds them now
+	}
+	copied := make(chan struct{}, len(outputs))
+	for i, r := range outputs {
+		w := []io.Writer{log.Stdout(), log.Stderr()}[i]
+		go func() { _, _ = io.Copy(w, r); copied <- struct{}{} }() // ends at the pipe's end, or at this process's
+	}
 	waited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(waited) }()
 	if pid, ok := started(spec, cmd.Process.Pid, waited); ok {
@@ -204,6 +228,15 @@ func supervise(dir string) error {
 		}
 	}
 	<-waited
+	// What it wrote before it exited, not what children it left write.
+	grace, cancel := context.WithTimeout(context.Background(), outputGrace)
+	defer cancel()
+	for range outputs {
+		select {
+		case <-copied:
+		case <-grace.Done():
+		}
+	}
 	code := cmd.ProcessState.ExitCode()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		code = 128 + int(ws.Signal())

@@ -3,6 +3,7 @@ package keeper_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -115,5 +116,34 @@ func TestMissingCommand(t *testing.T) {
 	}
 	if !st.Exited || st.Started || st.ExitCode != 127 {
 		t.Errorf("state %+v, want exited with 127, never started", st)
+	}
+}
+
+// TestExitNotHeldByChildren: the exit is recorded when the process exits,
+// with what it wrote, though a child it left behind holds its output.
+func TestExitNotHeldByChildren(t *testing.T) {
+	dir := t.TempDir()
+	st, err := keeper.Start(t.Context(), keeper.Spec{Dir: dir, Args: []string{"sh", "-c", "echo out; sleep 30 & echo $! > " + dir + "/child"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !st.Exited && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if st, err = keeper.Read(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !st.Exited || st.ExitCode != 0 {
+		t.Fatalf("state %+v 10s after a start that exits at once, want exited 0", st)
+	}
+	if out, _ := logs(t, dir); out != "out\n" {
+		t.Errorf("stdout %q, want %q", out, "out\n")
+	}
+	if data, err := os.ReadFile(dir + "/child"); err == nil {
+		var pid int
+		if _, err := fmt.Sscan(string(data), &pid); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }

@@ -62,7 +62,7 @@ func Started(dir string) bool {
 // Attempt reads the attempt in dir and its state; NotFound when it is gone.
 func (s *Store) Attempt(dir string) (Attempt, error) {
 	a := Attempt{Dir: dir}
-	if ok, err := statefile.Read(filepath.Join(dir, "attempt.json"), &a); !ok || err != nil {
+	if ok, err := statefile.Read(filepath.Join(dir, "attempt.json"), &a); !ok || err != nil || a.Status == nil {
 		return a, status.Errorf(codes.NotFound, "no container attempt in %s (%v)", dir, err)
 	}
 	a.Dir = dir
@@ -179,19 +179,24 @@ func (s *Store) RemoveContainer(ctx context.Context, req *runtimev1.RemoveContai
 	return nil
 }
 
+// releaseTimeout bounds the wait for a released attempt to exit.
+const releaseTimeout = 10 * time.Second
+
 // remove releases the attempt in dir, waits for it to exit if it ran, and
 // removes its directory.
 func (s *Store) remove(ctx context.Context, dir string) error {
-	if a, err := s.Attempt(dir); err == nil || s.hooks.Release != nil {
-		if s.hooks.Release != nil {
-			if err := s.hooks.Release(ctx, a); err != nil {
-				return err
-			}
+	a, err := s.Attempt(dir)
+	if err != nil {
+		a = Attempt{Dir: dir} // a start cut short before it was recorded
+	}
+	if s.hooks.Release != nil {
+		if err := s.hooks.Release(ctx, a); err != nil {
+			return err
 		}
-		if a.Status.GetState() == runtimev1.ContainerState_CONTAINER_STATE_RUNNING {
-			if _, err := s.waitExit(ctx, dir, 10*time.Second); err != nil {
-				return err
-			}
+	}
+	if a.Status.GetState() == runtimev1.ContainerState_CONTAINER_STATE_RUNNING {
+		if _, err := s.waitExit(ctx, dir, releaseTimeout); err != nil {
+			return err
 		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
