@@ -154,11 +154,11 @@ func (s *server) launch(ctx context.Context) (*instance, error) {
 		return nil, &startError{stageHandshake, fmt.Errorf("server %d: the constructor made no implementation", n)}
 	}
 	inst := &instance{n: n, impl: impl, served: make(chan struct{})}
-	inst.srv = plugin.DefaultGRPCServer([]grpc.ServerOption{
+	var err error
+	inst.srv, err = sdkServer(impl,
 		grpc.ChainUnaryInterceptor(s.crashOnPanicUnary(n)),
-		grpc.ChainStreamInterceptor(s.crashOnPanicStream(n)),
-	})
-	if err := registerNewest(impl, inst.srv); err != nil {
+		grpc.ChainStreamInterceptor(s.crashOnPanicStream(n)))
+	if err != nil {
 		return nil, &startError{stageHandshake, fmt.Errorf("server %d: %w", n, err)}
 	}
 	lis, err := net.Listen("unix", s.socket)
@@ -195,19 +195,21 @@ func (s *server) launch(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-// registerNewest registers impl as sdk.ServeRuntime does, at the newest
-// protocol version the SDK speaks.
-func registerNewest(impl runtimev1.RuntimeServer, srv *grpc.Server) error {
+// sdkServer is the gRPC server sdk.ServeRuntime serves impl on, at the
+// newest protocol version the SDK speaks, with opts added: go-plugin's
+// server, and the SDK's go-plugin binding registering impl on it.
+func sdkServer(impl runtimev1.RuntimeServer, opts ...grpc.ServerOption) (*grpc.Server, error) {
 	versions := sdk.VersionedPlugins(impl)
 	newest := slices.Max(slices.Collect(maps.Keys(versions)))
 	p, ok := versions[newest][sdk.RuntimePluginName].(plugin.GRPCPlugin)
 	if !ok {
-		return fmt.Errorf("the SDK's runtime plugin of version %d is not a gRPC plugin", newest)
+		return nil, fmt.Errorf("the SDK's runtime plugin of version %d is not a gRPC plugin", newest)
 	}
+	srv := plugin.DefaultGRPCServer(opts)
 	if err := p.GRPCServer(nil, srv); err != nil {
-		return fmt.Errorf("register the implementation: %w", err)
+		return nil, fmt.Errorf("register the implementation: %w", err)
 	}
-	return nil
+	return srv, nil
 }
 
 // dial connects to a unix socket: one connection per server, as the plugin
