@@ -4,8 +4,8 @@
 // crun): the command as the kubelet composes it, the environment, the
 // working directory, the user resolved in the image's /etc/passwd, the
 // security context (read-only root, seccomp, capabilities, no new
-// privileges), the memory limit, the pod's network namespace, the volumes
-// and the termination message file. It starts from containerd's default
+// privileges), the memory and CPU limits, the pod's network namespace, the
+// volumes and the termination message file. It starts from containerd's default
 // spec (its mounts, masked paths and capabilities).
 package ocispec
 
@@ -96,8 +96,15 @@ func Build(ctx context.Context, c Container) (*specs.Spec, error) {
 		opts = append(opts, oci.WithNoNewPrivileges)
 	}
 	opts = append(opts, capabilities(sec)...)
-	if m := spec.GetResources().GetMemoryLimitBytes(); m > 0 {
+	res := spec.GetResources()
+	if m := res.GetMemoryLimitBytes(); m > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(m)))
+	}
+	if res.GetCpuShares() > 0 {
+		opts = append(opts, oci.WithCPUShares(uint64(res.GetCpuShares())))
+	}
+	if res.GetCpuQuota() > 0 {
+		opts = append(opts, oci.WithCPUCFS(res.GetCpuQuota(), uint64(res.GetCpuPeriod())))
 	}
 	mounts, err := c.mounts()
 	if err != nil {
