@@ -22,6 +22,7 @@ import (
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/nodeapi"
 	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/podstatus"
 	"github.com/fedlet/fedlet/core/version"
 )
@@ -62,6 +63,11 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { statuses.Run(ctx, statusWorkers) })
+	// One informer of each cluster-wide kind for all nodes (N nodes would
+	// keep N copies of every Service otherwise).
+	cluster := podcontroller.ClusterInformers(client)
+	cluster.Start(ctx.Done())
+	defer cluster.Shutdown()
 
 	networks := map[string]*networkProcess{}
 	for _, nc := range cfg.Networks {
@@ -106,6 +112,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			nodeAPIPort:   int32(port),
 			agentAddress:  advertiseAddress(cfg.NodeAPI),
 			client:        client,
+			cluster:       cluster,
 			statuses:      statuses,
 			recorder: func(node string) record.EventRecorder {
 				return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fedlet", Host: node})

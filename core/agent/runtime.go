@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/fedlet/fedlet/core/node"
 	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/pod"
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/podproxy"
 	"github.com/fedlet/fedlet/core/podstatus"
 	"github.com/fedlet/fedlet/core/version"
@@ -42,6 +44,10 @@ type runtimeNodes struct {
 	dns          dnsSettings
 	volumeDir    string                     // where pods' volumes are made
 	networks     map[string]*networkProcess // by name, as nodes[].network names them
+
+	// cluster is the agent's one factory of cluster-wide informers
+	// (Services), started once and shared by every node's pod controller.
+	cluster informers.SharedInformerFactory
 
 	mu       sync.Mutex
 	plugin   *pluginhost.Runtime
@@ -159,7 +165,7 @@ func (r *runtimeNodes) runPods(sn *servedNode, plugin *pluginhost.Runtime) bool 
 	sn.pods = pc
 	ready, seen := r.ready[sn.cfg.Name]
 	r.mu.Unlock()
-	if l, ok := pc.(reachabilityListener); ok && seen {
+	if l, ok := pc.Strategy().(reachabilityListener); ok && seen {
 		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
 	}
 	r.registry.add(sn.cfg.Name, pc, plugin.Client())
@@ -210,7 +216,7 @@ func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin 
 		if n.Network != "" {
 			r.log.Warn("the node names a network, but its runtime runs whole pods and networks them itself: the network is not used", "node", n.Name, "network", n.Network)
 		}
-		return podproxy.New(podproxy.Config{Node: n.Name}, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+		return podproxy.New(n.Name, r.podDeps(n.Name, plugin))
 	}
 	cfg := pod.Config{Node: n.Name, ClusterDNS: r.dns.servers, ClusterDomain: r.dns.domain, PodCIDR: n.PodCIDR, VolumeDir: r.volumeDir}
 	if np := r.networks[n.Network]; np != nil {
@@ -219,7 +225,20 @@ func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin 
 			return nil
 		}
 	}
-	return pod.New(cfg, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+	return pod.New(cfg, r.podDeps(n.Name, plugin), r.cluster)
+}
+
+// podDeps are what a node's pod controller is given: its own pod informers
+// (the field selector is per node) and the agent's shared parts.
+func (r *runtimeNodes) podDeps(node string, plugin *pluginhost.Runtime) podcontroller.Deps {
+	return podcontroller.Deps{
+		Client:  r.client,
+		Pods:    podcontroller.NodeInformers(r.client, node),
+		Runtime: plugin.Client(),
+		Status:  r.statuses,
+		Events:  r.recorder(node),
+		Log:     r.log,
+	}
 }
 
 // readyObserved passes a node's Ready condition to its pod controller if
@@ -235,7 +254,10 @@ func (r *runtimeNodes) readyObserved(node string, ready corev1.NodeCondition) {
 		pods = sn.pods
 	}
 	r.mu.Unlock()
-	if l, ok := pods.(reachabilityListener); ok {
+	if pods == nil {
+		return
+	}
+	if l, ok := pods.Strategy().(reachabilityListener); ok {
 		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
 	}
 }
@@ -246,6 +268,8 @@ type podController interface {
 	Run(ctx context.Context)
 	// Resync lists the runtime again: after a plugin restart.
 	Resync()
+	// Strategy is how the pods are run (podproxy's listens for reachability).
+	Strategy() podcontroller.Strategy
 }
 
 func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) bool {

@@ -31,14 +31,14 @@ type envSource interface {
 
 // controllerEnv reads env sources through the controller: objects from its
 // watches, the node from the runtime.
-type controllerEnv struct{ c *Controller }
+type controllerEnv struct{ c *Steps }
 
 func (e controllerEnv) configMap(ctx context.Context, pod *corev1.Pod, name string) (*corev1.ConfigMap, error) {
-	return e.c.objects.configMap(ctx, pod, name)
+	return e.c.objects.ConfigMap(ctx, pod, name)
 }
 
 func (e controllerEnv) secret(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Secret, error) {
-	return e.c.objects.secret(ctx, pod, name)
+	return e.c.objects.Secret(ctx, pod, name)
 }
 
 func (e controllerEnv) nodeIP() string                       { return e.c.nodeIP() }

@@ -30,7 +30,7 @@ const (
 // `kubectl describe` and `kubectl events` say which container it is about.
 // The container's runtime ID, when an error message holds it, is replaced
 // by its name, so that events of successive attempts aggregate.
-func (c *Controller) containerEvent(pod *corev1.Pod, ctr *corev1.Container, containerID, eventType, reason, format string, args ...any) {
+func (c *Steps) containerEvent(pod *corev1.Pod, ctr *corev1.Container, containerID, eventType, reason, format string, args ...any) {
 	msg := format
 	if len(args) > 0 {
 		msg = fmt.Sprintf(format, args...)

@@ -35,7 +35,7 @@ const (
 // failing hook kills the container, which then restarts as the pod's
 // restartPolicy says; the hook's message (it may hold the command's output)
 // goes into the container's status, never into an event.
-func (c *Controller) postStart(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, st *runtimev1.ContainerStatus) error {
+func (c *Steps) postStart(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, st *runtimev1.ContainerStatus) error {
 	msg, err := c.runHook(ctx, pod, ctr, ctr.Lifecycle.PostStart)
 	if err == nil {
 		return nil
@@ -58,7 +58,7 @@ func (c *Controller) postStart(ctx context.Context, pod *corev1.Pod, ctr *corev1
 // does: the Killing event (message, or "Stopping container NAME"), the
 // preStop hook within the grace period, then the runtime's stop with what
 // is left of it, never less than minStopGrace.
-func (c *Controller) stopContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, id string, grace int64, message string) (*runtimev1.ContainerStatus, error) {
+func (c *Steps) stopContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, id string, grace int64, message string) (*runtimev1.ContainerStatus, error) {
 	if message == "" {
 		message = "Stopping container " + ctr.Name
 	}
@@ -81,7 +81,7 @@ func (c *Controller) stopContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 
 // preStop runs the container's preStop hook for at most grace seconds and
 // returns the whole seconds it took.
-func (c *Controller) preStop(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, id string, grace int64) int64 {
+func (c *Steps) preStop(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, id string, grace int64) int64 {
 	began := time.Now()
 	hookCtx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
 	defer cancel()
@@ -98,7 +98,7 @@ func (c *Controller) preStop(ctx context.Context, pod *corev1.Pod, ctr *corev1.C
 
 // runHook runs one lifecycle handler of a container. On failure it returns
 // the kubelet's message saying why.
-func (c *Controller) runHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, h *corev1.LifecycleHandler) (string, error) {
+func (c *Steps) runHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, h *corev1.LifecycleHandler) (string, error) {
 	switch {
 	case h.Exec != nil:
 		out, err := c.execSync(ctx, pod, ctr.Name, h.Exec.Command)
@@ -129,7 +129,7 @@ func (c *Controller) runHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.C
 // execSync runs a command in the container through the runtime's Exec and
 // returns its output (stdout then stderr, bounded); a non-zero exit is an
 // error carrying the code.
-func (c *Controller) execSync(ctx context.Context, pod *corev1.Pod, container string, cmd []string) (string, error) {
+func (c *Steps) execSync(ctx context.Context, pod *corev1.Pod, container string, cmd []string) (string, error) {
 	code, stdout, stderr, err := c.runCommand(ctx, pod.UID, container, cmd)
 	if err != nil {
 		return stdout + stderr, err
@@ -144,7 +144,7 @@ func (c *Controller) execSync(ctx context.Context, pod *corev1.Pod, container st
 // until it exits or ctx ends (which ends the command), and returns its exit
 // code and its output, each stream bounded. Hooks and exec probes run
 // through it.
-func (c *Controller) runCommand(ctx context.Context, uid types.UID, container string, cmd []string) (code int32, stdout, stderr string, err error) {
+func (c *Steps) runCommand(ctx context.Context, uid types.UID, container string, cmd []string) (code int32, stdout, stderr string, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.runtime.Exec(ctx)
@@ -182,7 +182,7 @@ func (c *Controller) runCommand(ctx context.Context, uid types.UID, container st
 // httpHook sends the hook's GET, from the agent's host, to the pod's IP
 // (or the host the hook names). Like the kubelet, any HTTP response is a
 // success: only a request that gets none fails.
-func (c *Controller) httpHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, get *corev1.HTTPGetAction) error {
+func (c *Steps) httpHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, get *corev1.HTTPGetAction) error {
 	host := get.Host
 	if host == "" {
 		host = pod.Status.PodIP

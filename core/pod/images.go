@@ -33,7 +33,7 @@ type pullResult struct {
 // image back-off after a failure. It returns how long the container must
 // wait before the image is tried again; an error only when the agent could
 // not ask (ctx ended).
-func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (time.Duration, error) {
+func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (time.Duration, error) {
 	policy := ctr.ImagePullPolicy
 	if policy != corev1.PullAlways {
 		present, err := c.imagePresent(ctx, ctr.Image)
@@ -109,7 +109,7 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 
 // imagePresent asks the runtime whether the image is on the node, without
 // pulling it (a pull with policy Never). An absent image is (false, nil).
-func (c *Controller) imagePresent(ctx context.Context, image string) (bool, error) {
+func (c *Steps) imagePresent(ctx context.Context, image string) (bool, error) {
 	_, err := c.runtime.PullImage(ctx, &runtimev1.PullImageRequest{Node: c.node, Image: image, Never: true})
 	switch status.Code(err) {
 	case codes.OK:

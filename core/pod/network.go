@@ -45,7 +45,7 @@ func newPodNetwork(client networkv1.NetworkClient, configuredCIDR string) *podNe
 
 // attachNetwork gives the pod's sandbox its network if it has none yet
 // known to this agent. Host-network pods keep the host's.
-func (c *Controller) attachNetwork(ctx context.Context, pod *corev1.Pod) error {
+func (c *Steps) attachNetwork(ctx context.Context, pod *corev1.Pod) error {
 	n := c.network
 	if n == nil || pod.Spec.HostNetwork {
 		return nil
@@ -65,7 +65,7 @@ func (c *Controller) attachNetwork(ctx context.Context, pod *corev1.Pod) error {
 	return err
 }
 
-func (c *Controller) addAttachment(ctx context.Context, pod *corev1.Pod, sb *runtimev1.Sandbox) error {
+func (c *Steps) addAttachment(ctx context.Context, pod *corev1.Pod, sb *runtimev1.Sandbox) error {
 	n := c.network
 	cidrs, err := n.cidrs(ctx, c)
 	if err != nil {
@@ -107,7 +107,7 @@ func (c *Controller) addAttachment(ctx context.Context, pod *corev1.Pod, sb *run
 
 // detachNetwork frees what the pod's attachment holds; the sandbox's
 // network namespace still exists, so the CNI plugins find their interfaces.
-func (c *Controller) detachNetwork(ctx context.Context, uid types.UID) error {
+func (c *Steps) detachNetwork(ctx context.Context, uid types.UID) error {
 	n := c.network
 	if n == nil {
 		return nil
@@ -122,7 +122,7 @@ func (c *Controller) detachNetwork(ctx context.Context, uid types.UID) error {
 		NetnsPath:  sb.GetNetnsPath(),
 		Pod:        &networkv1.PodRef{Uid: string(uid)},
 	}
-	if p := c.podByUID(uid); p != nil {
+	if p := c.ctrl.PodByUID(uid); p != nil {
 		req.Pod.Namespace, req.Pod.Name = p.Namespace, p.Name
 	}
 	if _, err := n.client.Del(ctx, req); err != nil {
@@ -136,7 +136,7 @@ func (c *Controller) detachNetwork(ctx context.Context, uid types.UID) error {
 
 // releaseNetwork detaches a finished pod once; its status keeps the IP it
 // had, as the kubelet's does.
-func (c *Controller) releaseNetwork(ctx context.Context, pod *corev1.Pod) error {
+func (c *Steps) releaseNetwork(ctx context.Context, pod *corev1.Pod) error {
 	n := c.network
 	if n == nil || pod.Spec.HostNetwork {
 		return nil
@@ -160,7 +160,7 @@ func (c *Controller) releaseNetwork(ctx context.Context, pod *corev1.Pod) error 
 // that belongs to no pod the agent knows: those of pods deleted while the
 // agent was down, or whose Del a crash cut short. Pods being created are in
 // the informer, so an attachment in the making is never taken.
-func (c *Controller) collectNetworkGarbage(ctx context.Context, sandboxes []*runtimev1.SandboxStatus) {
+func (c *Steps) collectNetworkGarbage(ctx context.Context, sandboxes []*runtimev1.SandboxStatus) {
 	n := c.network
 	if n == nil {
 		return
@@ -169,8 +169,8 @@ func (c *Controller) collectNetworkGarbage(ctx context.Context, sandboxes []*run
 	for _, sb := range sandboxes {
 		keep[sb.GetSandbox().GetPod().GetUid()] = true
 	}
-	for _, obj := range c.informer.GetStore().List() {
-		keep[string(obj.(*corev1.Pod).UID)] = true
+	for _, p := range c.ctrl.Pods() {
+		keep[string(p.UID)] = true
 	}
 	req := &networkv1.GCRequest{Node: c.node}
 	for uid := range keep {
@@ -208,7 +208,7 @@ func (n *podNetwork) forget(uid types.UID) {
 
 // cidrs are the node's pod CIDRs: the Node's spec.podCIDRs, allocated by
 // the controller-manager, or else the configured one.
-func (n *podNetwork) cidrs(ctx context.Context, c *Controller) ([]string, error) {
+func (n *podNetwork) cidrs(ctx context.Context, c *Steps) ([]string, error) {
 	n.mu.Lock()
 	known := n.podCIDRs
 	n.mu.Unlock()

@@ -19,17 +19,17 @@ const hostNetworkProbeIP = "127.0.0.1"
 // newProbes returns the probe manager of the controller: exec probes run
 // through the runtime's Exec, as exec hooks do; a changed result syncs the
 // pod again, as a runtime event does.
-func (c *Controller) newProbes() *probe.Manager {
+func (c *Steps) newProbes() *probe.Manager {
 	return probe.NewManager(probe.Config{
 		Runner:   probe.NewProber(probeExecer{c}),
-		Changed:  c.queue.Add,
+		Changed:  c.ctrl.Enqueue,
 		Observed: c.probeEvent,
 		Log:      c.log,
 	})
 }
 
 // probeExecer runs exec probes through runCommand, the path of exec hooks.
-type probeExecer struct{ c *Controller }
+type probeExecer struct{ c *Steps }
 
 func (e probeExecer) ExecSync(ctx context.Context, uid types.UID, container string, cmd []string) (int32, string, error) {
 	code, stdout, stderr, err := e.c.runCommand(ctx, uid, container, cmd)
@@ -40,7 +40,7 @@ func (e probeExecer) ExecSync(ctx context.Context, uid types.UID, container stri
 // (a host-network pod's is the node's, or loopback until that is known):
 // each running attempt's probes run, those of attempts that ended stop.
 // A pod being deleted or done runs no probe.
-func (c *Controller) syncProbes(pod *corev1.Pod, st *corev1.PodStatus, rt *podRuntime) {
+func (c *Steps) syncProbes(pod *corev1.Pod, st *corev1.PodStatus, rt *podRuntime) {
 	if !hasProbes(pod) {
 		return
 	}
@@ -68,7 +68,7 @@ func (c *Controller) syncProbes(pod *corev1.Pod, st *corev1.PodStatus, rt *podRu
 // probeSays whether the container's probe of that kind lets the attempt
 // count as started (Startup) or ready (Readiness): yes without such a
 // probe, else once the probe has succeeded for this attempt.
-func (c *Controller) probeSays(pod *corev1.Pod, ctr *corev1.Container, id string, kind probe.Kind) bool {
+func (c *Steps) probeSays(pod *corev1.Pod, ctr *corev1.Container, id string, kind probe.Kind) bool {
 	if kind.Spec(ctr) == nil {
 		return true
 	}
@@ -81,7 +81,7 @@ func (c *Controller) probeSays(pod *corev1.Pod, ctr *corev1.Container, id string
 // terminationGracePeriodSeconds if it has one, else the pod's. The pod's
 // sync then restarts the container as its restartPolicy says, with the
 // crash back-off.
-func (c *Controller) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
+func (c *Steps) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
 	if !hasProbes(pod) {
 		return nil
 	}
@@ -121,7 +121,7 @@ func (c *Controller) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
 // probeEvent records a probe run that did not plainly succeed as the
 // kubelet does: Unhealthy for a failure or a run that could not be done,
 // ProbeWarning for a success worth telling.
-func (c *Controller) probeEvent(r probe.Report) {
+func (c *Steps) probeEvent(r probe.Report) {
 	t := r.Target
 	switch o := r.Outcome; {
 	case o.Result == probe.Failure:

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/probe"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -40,7 +41,7 @@ func TestStatusFollowsProbes(t *testing.T) {
 	}
 	status := func(v verdicts, want func(probe.Result) bool) *corev1.PodStatus {
 		t.Helper()
-		c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+		c := &Steps{waiting: map[types.UID]map[string]waitReason{}, nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 		c.probes = probe.NewManager(probe.Config{Runner: fixedRunner{v}})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -21,7 +21,7 @@ const reasonStartError = "StartError"
 // its image, its configuration (the environment may wait for a ConfigMap
 // or Secret), the start itself, then its postStart hook. It returns how
 // soon to try again when the container must wait.
-func (c *Controller) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, attempt uint32, pulled *pullResult) (time.Duration, error) {
+func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, attempt uint32, pulled *pullResult) (time.Duration, error) {
 	if pulled == nil {
 		wait, err := c.pullImage(ctx, pod, ctr)
 		pulled = &pullResult{wait, err}
@@ -90,7 +90,7 @@ func answersFor(st *runtimev1.ContainerStatus, uid types.UID, name string, attem
 
 // buildSpec resolves the container's environment and translates it into
 // the runtime protocol.
-func (c *Controller) buildSpec(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (*runtimev1.ContainerSpec, error) {
+func (c *Steps) buildSpec(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (*runtimev1.ContainerSpec, error) {
 	env, err := resolveEnv(ctx, pod, ctr, controllerEnv{c})
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 
 // report computes the pod's status from what the runtime holds and hands it
 // to the status writer.
-func (c *Controller) report(pod *corev1.Pod) {
+func (c *Steps) report(pod *corev1.Pod) {
 	rt := c.state.get(pod.UID)
 	st := c.computeStatus(pod, rt)
 	c.syncProbes(pod, st, rt)
@@ -21,7 +21,7 @@ func (c *Controller) report(pod *corev1.Pod) {
 }
 
 // computeStatus is the pod's status as the kubelet would write it.
-func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodStatus {
+func (c *Steps) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodStatus {
 	st := pod.Status.DeepCopy()
 	// Seconds are what the API keeps: finer times would make every
 	// computation differ from what was written.
@@ -77,7 +77,7 @@ func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodS
 	return st
 }
 
-func (c *Controller) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt *podRuntime, hasInit bool) corev1.ContainerStatus {
+func (c *Steps) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt *podRuntime, hasInit bool) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: ctr.Name, Image: ctr.Image}
 	last := rt.latest(ctr.Name)
 	if prev := rt.previous(ctr.Name); prev != nil {
@@ -122,7 +122,7 @@ func (c *Controller) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt 
 // terminated is how an attempt ended; its message is what it wrote to its
 // termination message file, or else the end of its log when its policy
 // says so (readLogMessages).
-func (c *Controller) terminated(pod *corev1.Pod, st *runtimev1.ContainerStatus) *corev1.ContainerStateTerminated {
+func (c *Steps) terminated(pod *corev1.Pod, st *runtimev1.ContainerStatus) *corev1.ContainerStateTerminated {
 	msg := st.Message
 	if msg == "" {
 		msg = c.logMessage(pod.UID, st.Id)

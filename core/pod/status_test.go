@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -93,7 +94,7 @@ func condition(st *corev1.PodStatus, t corev1.PodConditionType) corev1.PodCondit
 // initialized, its app container waits with PodInitializing, and the first
 // init container is reported completed and ready.
 func TestInitContainerStatuses(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	c := &Steps{waiting: map[types.UID]map[string]waitReason{}, nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{
 		RestartPolicy:  corev1.RestartPolicyNever,
 		InitContainers: []corev1.Container{{Name: "one"}, {Name: "two"}},
@@ -149,7 +150,7 @@ func TestInitContainerStatuses(t *testing.T) {
 // A container with FallbackToLogsOnError shows the end of its log when it
 // failed without writing a message; a message it wrote wins.
 func TestTerminatedMessageFallsBackToLogs(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, logMessages: map[types.UID]map[string]string{}, hostIP: "192.0.2.7"}
+	c := &Steps{waiting: map[types.UID]map[string]waitReason{}, logMessages: map[types.UID]map[string]string{}, nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
 	pod.UID = "u1"
 	c.setLogMessage("u1", "c0", "from the log\n")
@@ -168,7 +169,7 @@ func TestTerminatedMessageFallsBackToLogs(t *testing.T) {
 }
 
 func TestContainerStatusFromRuntime(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	c := &Steps{waiting: map[types.UID]map[string]waitReason{}, nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}
 	pod.UID = "u1"
 	rt := &podRuntime{
@@ -206,7 +207,7 @@ func TestContainerStatusFromRuntime(t *testing.T) {
 // A status read back from the API server must equal the one computed again
 // from the same runtime state, or the status writer writes it twice.
 func TestStatusSurvivesTheAPIRoundTrip(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	c := &Steps{waiting: map[types.UID]map[string]waitReason{}, nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{
 		InitContainers: []corev1.Container{{Name: "init", Image: "busybox"}},
 		Containers:     []corev1.Container{{Name: "app", Image: "busybox"}},

@@ -17,13 +17,12 @@ import (
 // not been listed yet: until then the agent does not know what runs.
 const notListedRetry = 200 * time.Millisecond
 
-// sync brings one pod one step closer to its spec and reports its status.
+// Sync brings one pod one step closer to its spec and reports its status.
 // It returns how soon to look at the pod again, if it waits for something.
-func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, error) {
+func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.Duration, error) {
 	if !c.state.listed() {
 		return notListedRetry, nil
 	}
-	pod := c.podByUID(uid)
 	rt := c.state.get(uid)
 	switch {
 	case pod == nil && rt == nil:
@@ -37,7 +36,7 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		c.startTermination(ctx, pod, rt)
 		return 0, nil
 	case isTerminal(pod):
-		c.objects.release(uid)
+		c.objects.Release(uid)
 		if allExited(pod, rt) {
 			// The phase is final, but a container's exit may be told twice,
 			// the second time with what its record adds (its termination
@@ -58,9 +57,6 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		c.report(pod)
 		return 0, nil
 	}
-	ctx, done := c.cancellable(ctx, uid)
-	defer done()
-
 	var pulled map[string]pullResult
 	if rt == nil || rt.sandbox == nil {
 		var err error
@@ -110,7 +106,7 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 
 // syncContainers runs the init containers one after the other, each to its
 // success, and then the app containers.
-func (c *Controller) syncContainers(ctx context.Context, pod *corev1.Pod, pulled map[string]pullResult) (time.Duration, error) {
+func (c *Steps) syncContainers(ctx context.Context, pod *corev1.Pod, pulled map[string]pullResult) (time.Duration, error) {
 	if initialized, wait, err := c.syncInitContainers(ctx, pod, pulled); !initialized || err != nil {
 		return wait, err
 	}
@@ -131,7 +127,7 @@ func (c *Controller) syncContainers(ctx context.Context, pod *corev1.Pod, pulled
 // createSandbox runs the pod's sandbox and meanwhile pulls the images of
 // the containers that start first (the first init container, or else every
 // app container): neither waits for the other.
-func (c *Controller) createSandbox(ctx context.Context, pod *corev1.Pod) (map[string]pullResult, error) {
+func (c *Steps) createSandbox(ctx context.Context, pod *corev1.Pod) (map[string]pullResult, error) {
 	first := pod.Spec.Containers
 	if len(pod.Spec.InitContainers) > 0 {
 		first = pod.Spec.InitContainers[:1]
@@ -158,7 +154,7 @@ func (c *Controller) createSandbox(ctx context.Context, pod *corev1.Pod) (map[st
 	return pulled, nil
 }
 
-func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
+func (c *Steps) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 	encoded, err := pod.Marshal()
 	if err != nil {
 		return fmt.Errorf("encode pod: %w", err)
@@ -184,7 +180,7 @@ func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 // syncContainer starts the container if it never ran, or restarts it as
 // policy says, after the kubelet's back-off. pulled is the pull of its
 // image already done in this sync, if any.
-func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, policy corev1.RestartPolicy, pulled *pullResult) (time.Duration, error) {
+func (c *Steps) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, policy corev1.RestartPolicy, pulled *pullResult) (time.Duration, error) {
 	rt := c.state.get(pod.UID)
 	last := rt.latest(ctr.Name)
 	var attempt uint32
@@ -216,7 +212,7 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 	return c.startContainer(ctx, pod, ctr, attempt, pulled)
 }
 
-func (c *Controller) removeAttemptsBefore(ctx context.Context, uid types.UID, name string, keep uint32) {
+func (c *Steps) removeAttemptsBefore(ctx context.Context, uid types.UID, name string, keep uint32) {
 	_, err := c.runtime.RemoveContainer(ctx, &runtimev1.RemoveContainerRequest{Node: c.node, PodUid: string(uid), Name: name, KeepAttempt: keep})
 	if err != nil {
 		c.log.Warn("remove old container attempts", "pod_uid", uid, "container", name, "err", err)
@@ -225,7 +221,7 @@ func (c *Controller) removeAttemptsBefore(ctx context.Context, uid types.UID, na
 	c.state.dropAttemptsBefore(uid, name, keep)
 }
 
-func (c *Controller) removeSandbox(ctx context.Context, uid types.UID) error {
+func (c *Steps) removeSandbox(ctx context.Context, uid types.UID) error {
 	if err := c.detachNetwork(ctx, uid); err != nil {
 		return err
 	}

@@ -19,27 +19,29 @@ const stopSlack = 30 * time.Second
 // startTermination stops a deleted pod's containers within its grace period,
 // removes its sandbox and then the pod object, as the kubelet does. It runs
 // beside the workers so that long grace periods do not hold them up.
-func (c *Controller) startTermination(ctx context.Context, pod *corev1.Pod, rt *podRuntime) {
+func (c *Steps) startTermination(ctx context.Context, pod *corev1.Pod, rt *podRuntime) {
 	c.mu.Lock()
-	if c.terminating[pod.UID] {
+	if c.terminating[pod.UID] || c.stopping {
 		c.mu.Unlock()
 		return
 	}
 	c.terminating[pod.UID] = true
+	c.tasks.Add(1)
 	c.mu.Unlock()
 
-	c.tasks.Go(func() {
+	go func() {
+		defer c.tasks.Done()
 		if err := c.terminate(ctx, pod, rt); err != nil {
 			c.log.Error("terminate pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 			c.mu.Lock()
 			delete(c.terminating, pod.UID)
 			c.mu.Unlock()
-			c.queue.AddRateLimited(pod.UID)
+			c.ctrl.Retry(pod.UID)
 		}
-	})
+	}()
 }
 
-func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime) error {
+func (c *Steps) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime) error {
 	grace := remainingGrace(pod)
 	ctrs := allContainers(pod)
 	var wg sync.WaitGroup

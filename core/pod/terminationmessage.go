@@ -24,7 +24,7 @@ const (
 // the end of its log instead, as the kubelet does: the last 2 KiB of its
 // last 80 lines. The runtime reads the message file itself; the log is read
 // here, once per attempt, and kept until the pod is forgotten.
-func (c *Controller) readLogMessages(ctx context.Context, pod *corev1.Pod) {
+func (c *Steps) readLogMessages(ctx context.Context, pod *corev1.Pod) {
 	rt := c.state.get(pod.UID)
 	shown := map[string]bool{}
 	for _, ctr := range allContainers(pod) {
@@ -66,7 +66,7 @@ func needsLogMessage(st *runtimev1.ContainerStatus) bool {
 // logTail reads the end of the newest (or the previous) attempt's log. It
 // follows the newest one, which has exited: that returns once its log
 // driver has written the last line.
-func (c *Controller) logTail(ctx context.Context, uid types.UID, container string, previous bool) (string, error) {
+func (c *Steps) logTail(ctx context.Context, uid types.UID, container string, previous bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, logReadTimeout)
 	defer cancel()
 	stream, err := c.runtime.ContainerLogs(ctx, &runtimev1.ContainerLogsRequest{
@@ -92,14 +92,14 @@ func (c *Controller) logTail(ctx context.Context, uid types.UID, container strin
 	}
 }
 
-func (c *Controller) hasLogMessage(uid types.UID, id string) bool {
+func (c *Steps) hasLogMessage(uid types.UID, id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.logMessages[uid][id]
 	return ok
 }
 
-func (c *Controller) setLogMessage(uid types.UID, id, msg string) {
+func (c *Steps) setLogMessage(uid types.UID, id, msg string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.logMessages[uid] == nil {
@@ -109,7 +109,7 @@ func (c *Controller) setLogMessage(uid types.UID, id, msg string) {
 }
 
 // keepLogMessages forgets the messages of attempts no status shows any more.
-func (c *Controller) keepLogMessages(uid types.UID, keep map[string]bool) {
+func (c *Steps) keepLogMessages(uid types.UID, keep map[string]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id := range c.logMessages[uid] {
@@ -120,7 +120,7 @@ func (c *Controller) keepLogMessages(uid types.UID, keep map[string]bool) {
 }
 
 // logMessage is the termination message read from an attempt's log, if any.
-func (c *Controller) logMessage(uid types.UID, id string) string {
+func (c *Steps) logMessage(uid types.UID, id string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.logMessages[uid][id]

@@ -20,11 +20,11 @@ import (
 const reasonFailedMount = "FailedMount"
 
 // podDir is where the pod's volumes are made on the node.
-func (c *Controller) podDir(uid types.UID) string {
+func (c *Steps) podDir(uid types.UID) string {
 	return filepath.Join(c.volumeRoot, string(uid))
 }
 
-func (c *Controller) volumeDir(uid types.UID, name string) string {
+func (c *Steps) volumeDir(uid types.UID, name string) string {
 	return filepath.Join(c.podDir(uid), "volumes", name)
 }
 
@@ -32,10 +32,10 @@ func (c *Controller) volumeDir(uid types.UID, name string) string {
 // and returns how soon one needs a refresh (a token), 0 for never. A
 // volume waiting for an object makes the pod's containers wait, with a
 // FailedMount event.
-func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+func (c *Steps) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	var refresh time.Time
 	for _, v := range pod.Spec.Volumes {
-		payload, at, err := volume.Build(ctx, pod, v, &Objects{o: c.objects}, c.tokens, c.nodeAllocatable())
+		payload, at, err := volume.Build(ctx, pod, v, c.objects, c.tokens, c.nodeAllocatable())
 		if err == nil {
 			dir := c.volumeDir(pod.UID, v.Name)
 			if v.EmptyDir != nil {
@@ -77,7 +77,7 @@ func fsGroup(pod *corev1.Pod) *int64 {
 var errVolumeWaits = errors.New("a volume waits for an object")
 
 // removeVolumes removes what makeVolumes made for the pod.
-func (c *Controller) removeVolumes(uid types.UID) {
+func (c *Steps) removeVolumes(uid types.UID) {
 	if c.volumeRoot == "" {
 		return
 	}
@@ -89,7 +89,7 @@ func (c *Controller) removeVolumes(uid types.UID) {
 
 // mounts are the container's volume mounts, on the directories
 // makeVolumes made.
-func (c *Controller) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev1.Mount, error) {
+func (c *Steps) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev1.Mount, error) {
 	byName := map[string]corev1.Volume{}
 	for _, v := range pod.Spec.Volumes {
 		byName[v.Name] = v

@@ -1,4 +1,4 @@
-package pod
+package podcontroller
 
 import (
 	"context"
@@ -18,17 +18,17 @@ import (
 func TestPodObjectsWatchWhatPodsAskFor(t *testing.T) {
 	client := fake.NewClientset()
 	changed := make(chan types.UID, 16)
-	o := newPodObjects(client, func(uid types.UID) { changed <- uid }, slog.New(slog.DiscardHandler))
+	o := NewObjects(client, func(uid types.UID) { changed <- uid }, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
-	go func() { o.run(ctx); close(stopped) }()
+	go func() { o.Run(ctx); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
 	for !o.started() {
 		time.Sleep(time.Millisecond)
 	}
 
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"}}
-	_, err := o.configMap(ctx, pod, "cfg")
+	_, err := o.ConfigMap(ctx, pod, "cfg")
 	if !apierrors.IsNotFound(err) || err.Error() != `configmap "cfg" not found` {
 		t.Fatalf("missing ConfigMap: %v", err)
 	}
@@ -44,7 +44,7 @@ func TestPodObjectsWatchWhatPodsAskFor(t *testing.T) {
 	}
 	deadline := time.After(10 * time.Second)
 	for {
-		cm, err := o.configMap(ctx, pod, "cfg")
+		cm, err := o.ConfigMap(ctx, pod, "cfg")
 		if err == nil && cm.Data["k"] == "v" {
 			break
 		}
@@ -58,19 +58,19 @@ func TestPodObjectsWatchWhatPodsAskFor(t *testing.T) {
 		}
 	}
 
-	o.release("u1")
+	o.Release("u1")
 	if o.watchCount() != 0 {
 		t.Errorf("%d watches after the only pod is released", o.watchCount())
 	}
 }
 
-func (o *podObjects) watchCount() int {
+func (o *Objects) watchCount() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.watches)
 }
 
-func (o *podObjects) started() bool {
+func (o *Objects) started() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.ctx != nil

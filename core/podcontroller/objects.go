@@ -1,4 +1,4 @@
-package pod
+package podcontroller
 
 import (
 	"context"
@@ -34,14 +34,14 @@ type objectKey struct {
 
 func (k objectKey) String() string { return fmt.Sprintf("%s %s/%s", k.kind, k.namespace, k.name) }
 
-// podObjects serves the ConfigMaps and Secrets the node's pods refer to,
+// Objects serves the ConfigMaps and Secrets the node's pods refer to,
 // as the kubelet's watch-based managers do: each object is watched on its
 // own (a list and watch of that one name) from the first time a pod asks
 // for it until no pod of the node refers to it any more. A change to one
 // re-queues the pods that asked for it, so that a container waiting for a
 // missing object or key starts as soon as it appears. Nothing else is read:
 // the agent holds no Secret that none of its pods uses.
-type podObjects struct {
+type Objects struct {
 	client  kubernetes.Interface
 	changed func(types.UID)
 	log     *slog.Logger
@@ -60,8 +60,11 @@ type objectWatch struct {
 	pods     map[types.UID]bool
 }
 
-func newPodObjects(client kubernetes.Interface, changed func(types.UID), log *slog.Logger) *podObjects {
-	return &podObjects{
+// NewObjects returns the objects of a node's pods. changed is called with
+// the UID of every pod that asked for an object each time that object
+// changes, appears or goes. Run lets its watches start.
+func NewObjects(client kubernetes.Interface, changed func(types.UID), log *slog.Logger) *Objects {
+	return &Objects{
 		client:  client,
 		changed: changed,
 		log:     log,
@@ -70,9 +73,9 @@ func newPodObjects(client kubernetes.Interface, changed func(types.UID), log *sl
 	}
 }
 
-// run lets watches start, bounded by ctx, and returns when ctx has ended
+// Run lets watches start, bounded by ctx, and returns when ctx has ended
 // and every watch has stopped.
-func (o *podObjects) run(ctx context.Context) {
+func (o *Objects) Run(ctx context.Context) {
 	o.mu.Lock()
 	o.ctx = ctx
 	o.mu.Unlock()
@@ -83,9 +86,9 @@ func (o *podObjects) run(ctx context.Context) {
 	o.running.Wait()
 }
 
-// configMap returns the pod's ConfigMap called name, or a NotFound error
+// ConfigMap returns the pod's ConfigMap called name, or a NotFound error
 // naming it as the kubelet does (`configmap "name" not found`).
-func (o *podObjects) configMap(ctx context.Context, pod *corev1.Pod, name string) (*corev1.ConfigMap, error) {
+func (o *Objects) ConfigMap(ctx context.Context, pod *corev1.Pod, name string) (*corev1.ConfigMap, error) {
 	obj, err := o.get(ctx, pod, objectKey{kindConfigMap, pod.Namespace, name})
 	if err != nil {
 		return nil, err
@@ -93,8 +96,9 @@ func (o *podObjects) configMap(ctx context.Context, pod *corev1.Pod, name string
 	return obj.(*corev1.ConfigMap), nil
 }
 
-// secret returns the pod's Secret called name, or a NotFound error.
-func (o *podObjects) secret(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Secret, error) {
+// Secret returns the pod's Secret called name, or a NotFound error. Both
+// objects are shared: never modify them.
+func (o *Objects) Secret(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Secret, error) {
 	obj, err := o.get(ctx, pod, objectKey{kindSecret, pod.Namespace, name})
 	if err != nil {
 		return nil, err
@@ -105,7 +109,7 @@ func (o *podObjects) secret(ctx context.Context, pod *corev1.Pod, name string) (
 // get reads the object from its watch once that has listed it, and from
 // the API server until then, so that the first container to need an object
 // does not wait for a watch to start.
-func (o *podObjects) get(ctx context.Context, pod *corev1.Pod, key objectKey) (runtime.Object, error) {
+func (o *Objects) get(ctx context.Context, pod *corev1.Pod, key objectKey) (runtime.Object, error) {
 	if inf := o.watch(pod.UID, key); inf != nil && inf.HasSynced() {
 		obj, ok, err := inf.GetStore().GetByKey(key.namespace + "/" + key.name)
 		switch {
@@ -139,7 +143,7 @@ func notFound(key objectKey) error {
 
 // watch records that the pod refers to the object and returns the object's
 // watch, started if it was not; nil before run.
-func (o *podObjects) watch(uid types.UID, key objectKey) cache.SharedIndexInformer {
+func (o *Objects) watch(uid types.UID, key objectKey) cache.SharedIndexInformer {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ctx == nil {
@@ -159,7 +163,7 @@ func (o *podObjects) watch(uid types.UID, key objectKey) cache.SharedIndexInform
 }
 
 // start runs a watch of one object; called with mu held.
-func (o *podObjects) start(key objectKey) *objectWatch {
+func (o *Objects) start(key objectKey) *objectWatch {
 	selector := fields.OneTermEqualSelector("metadata.name", key.name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
@@ -210,9 +214,9 @@ func (o *podObjects) start(key objectKey) *objectWatch {
 	return w
 }
 
-// release forgets what the pod referred to, and stops the watches no other
+// Release forgets what the pod referred to, and stops the watches no other
 // pod needs.
-func (o *podObjects) release(uid types.UID) {
+func (o *Objects) Release(uid types.UID) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for key := range o.byPod[uid] {

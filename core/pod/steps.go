@@ -1,0 +1,234 @@
+// Package pod is core/podcontroller's step-by-step strategy, for a node whose
+// runtime plugin runs containers: it drives each pod through the kubelet's
+// sequence (sandbox, network, volumes, images, containers, probes, restarts,
+// termination) and reports what the runtime observes as the pod's status.
+package pod
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/fedlet/fedlet/core/podcontroller"
+	"github.com/fedlet/fedlet/core/podstatus"
+	"github.com/fedlet/fedlet/core/probe"
+	"github.com/fedlet/fedlet/core/volume"
+	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+)
+
+const (
+	// workers bound how many pods are synced at once.
+	workers = 16
+	// maxRetryDelay bounds a failing pod's back-off, as the kubelet's pod
+	// workers: at once, then twice as late each time up to 10 s.
+	maxRetryDelay = 10 * time.Second
+)
+
+// Config describes the node whose pods the controller runs.
+type Config struct {
+	Node string
+	// ClusterDNS are the cluster's DNS servers, given to pods by their
+	// dnsPolicy; none means pods get the host's resolver.
+	ClusterDNS []string
+	// ClusterDomain is the cluster's DNS domain, "cluster.local" if unset.
+	ClusterDomain string
+	// Network is the node's network plugin; nil when pods get no network
+	// from the agent (a loopback only, or the runtime's own network).
+	Network networkv1.NetworkClient
+	// PodCIDR is the node's pod address range when its Node has none.
+	PodCIDR string
+	// VolumeDir is where pods' volumes are made on the node, a directory
+	// per pod; empty for a node that makes none.
+	VolumeDir string
+}
+
+// Steps is the strategy of a node whose runtime runs containers: it drives
+// each pod through the kubelet's sequence.
+type Steps struct {
+	ctrl    *podcontroller.Controller
+	node    string
+	client  kubernetes.Interface
+	runtime runtimev1.RuntimeClient
+	status  *podstatus.Manager
+	events  record.EventRecorder
+	log     *slog.Logger
+
+	// services are the cluster's Services, for containers' environments:
+	// one informer of the agent's, shared by every node.
+	services cache.SharedIndexInformer
+	state    *runtimeState
+	// objects are the ConfigMaps and Secrets the pods' environments read.
+	objects *podcontroller.Objects
+	// nodeInfo is the node's address and resources, learnt from the runtime.
+	nodeInfo *podcontroller.NodeInfo
+	// probes run the containers' liveness, readiness and startup probes.
+	probes *probe.Manager
+	// tasks are the goroutines terminating pods; Run waits for them, once
+	// stopping (guarded by mu) keeps new ones from starting.
+	tasks    sync.WaitGroup
+	stopping bool
+
+	// backoff holds the kubelet's exponential delays, keyed by pod UID and container.
+	crashBackoff *flowcontrol.Backoff
+	pullBackoff  *flowcontrol.Backoff
+
+	mu sync.Mutex
+	// waiting says why a container has not started, by pod and container.
+	waiting map[types.UID]map[string]waitReason
+	// terminating holds pods whose containers are being stopped.
+	terminating map[types.UID]bool
+	// logMessages are termination messages read from the logs of containers
+	// with terminationMessagePolicy FallbackToLogsOnError, by pod and
+	// container ID.
+	logMessages map[types.UID]map[string]string
+
+	clusterDNS    []string
+	clusterDomain string
+	// volumeRoot holds the pods' volumes; tokens are their service-account
+	// tokens.
+	volumeRoot string
+	tokens     *volume.Tokens
+	// network attaches pod sandboxes; nil without a network plugin.
+	network *podNetwork
+}
+
+type waitReason struct{ reason, message string }
+
+// New returns the controller of cfg.Node, whose runtime (deps.Runtime)
+// runs containers; Run starts it. cluster is the agent's started factory of
+// cluster-wide informers (podcontroller.ClusterInformers): containers get
+// the Services' variables, so no pod is synced before they are known. The
+// runtime bounds the calls that have no deadline of their own (the plugin
+// host's client does); the controller bounds only a container's stop, by
+// its grace period.
+func New(cfg Config, deps podcontroller.Deps, cluster informers.SharedInformerFactory) *podcontroller.Controller {
+	services := cluster.Core().V1().Services().Informer()
+	return podcontroller.New(podcontroller.Config{
+		Node:          cfg.Node,
+		What:          "pod",
+		Workers:       workers,
+		MaxRetryDelay: maxRetryDelay,
+		WaitFor:       []cache.InformerSynced{services.HasSynced},
+	}, deps, func(ctrl *podcontroller.Controller) podcontroller.Strategy { return newSteps(cfg, ctrl, services) })
+}
+
+func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedIndexInformer) *Steps {
+	c := &Steps{
+		ctrl:          ctrl,
+		node:          cfg.Node,
+		client:        ctrl.Client(),
+		runtime:       ctrl.Runtime(),
+		status:        ctrl.Status(),
+		events:        ctrl.Events(),
+		log:           ctrl.Log(),
+		services:      services,
+		state:         newRuntimeState(),
+		objects:       ctrl.Objects(),
+		nodeInfo:      ctrl.NodeInfo(),
+		crashBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		pullBackoff:   flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		waiting:       map[types.UID]map[string]waitReason{},
+		terminating:   map[types.UID]bool{},
+		logMessages:   map[types.UID]map[string]string{},
+		clusterDNS:    cfg.ClusterDNS,
+		clusterDomain: cfg.ClusterDomain,
+		volumeRoot:    cfg.VolumeDir,
+		tokens:        volume.NewTokens(ctrl.Client()),
+		network:       newPodNetwork(cfg.Network, cfg.PodCIDR),
+	}
+	if c.clusterDomain == "" {
+		c.clusterDomain = "cluster.local"
+	}
+	c.probes = c.newProbes()
+	return c
+}
+
+// Run runs the probes until ctx ends, and waits for the pods' terminations.
+func (c *Steps) Run(ctx context.Context) {
+	c.probes.Run(ctx)
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	c.tasks.Wait()
+}
+
+// Deleting implements podcontroller.Strategy: as under the kubelet, no
+// probe kills a pod being deleted.
+func (c *Steps) Deleting(uid types.UID) { c.probes.Stop(uid) }
+
+// servicesIn lists the Services of namespace.
+func (c *Steps) servicesIn(namespace string) []*corev1.Service {
+	objs, err := c.services.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+	if err != nil {
+		return nil
+	}
+	out := make([]*corev1.Service, 0, len(objs))
+	for _, obj := range objs {
+		out = append(out, obj.(*corev1.Service))
+	}
+	return out
+}
+
+func (c *Steps) setWaiting(uid types.UID, container string, w *waitReason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w == nil {
+		delete(c.waiting[uid], container)
+		return
+	}
+	if c.waiting[uid] == nil {
+		c.waiting[uid] = map[string]waitReason{}
+	}
+	c.waiting[uid][container] = *w
+}
+
+func (c *Steps) waitingOf(uid types.UID, container string) (waitReason, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.waiting[uid][container]
+	return w, ok
+}
+
+// forget drops what the controller knows of a pod whose sandbox is gone. A
+// terminated pod stays marked as terminating while its object exists, so
+// that the syncs its last status and its deletion cause do not terminate it
+// again.
+func (c *Steps) forget(uid types.UID) {
+	gone := c.ctrl.PodByUID(uid) == nil
+	c.mu.Lock()
+	delete(c.waiting, uid)
+	if gone {
+		delete(c.terminating, uid)
+	}
+	delete(c.logMessages, uid)
+	c.mu.Unlock()
+	c.probes.Forget(uid)
+	c.state.remove(uid)
+	c.network.forget(uid)
+	c.ctrl.Forget(uid)
+	c.removeVolumes(uid)
+}
+
+// nodeIP returns the node's InternalIP, asking the runtime until it answers.
+func (c *Steps) nodeIP() string { return c.nodeInfo.Address(context.Background()) }
+
+// nodeAllocatable returns the node's allocatable resources, asking the
+// runtime until it answers.
+func (c *Steps) nodeAllocatable() corev1.ResourceList {
+	return c.nodeInfo.Allocatable(context.Background())
+}
+
+func backoffKey(uid types.UID, container string) string {
+	return fmt.Sprintf("%s/%s", uid, container)
+}
