@@ -1,6 +1,6 @@
 // Package podproxy is core/podcontroller's whole-pod strategy: it runs the
-// pods bound to one node whose backend runs whole pods itself (CAPABILITY_WHOLE_PODS: a member cluster behind a virtual
-// node). The backend runs each pod; the agent hands it over with the
+// pods bound to one node whose backend runs whole pods itself
+// (CAPABILITY_WHOLE_PODS: a member cluster behind a virtual node). The backend runs each pod; the agent hands it over with the
 // ConfigMaps and Secrets it refers to (CreatePod), deletes it when it is
 // deleted (DeletePod) and writes what the backend reports (WatchPods,
 // ListPods) as the pod's status.
