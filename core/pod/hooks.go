@@ -49,7 +49,7 @@ func (c *Steps) postStart(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 		return fmt.Errorf("kill container %s after its postStart hook failed: %w", ctr.Name, err)
 	}
 	if shouldRestart(pod.Spec.RestartPolicy, 1) {
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"PostStartHookError", msg})
+		c.waiting.set(pod.UID, ctr.Name, &waitReason{"PostStartHookError", msg})
 	}
 	return nil
 }

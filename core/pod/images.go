@@ -42,7 +42,7 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 			return 0, ctx.Err()
 		case status.Code(err) == codes.InvalidArgument:
 			msg := status.Convert(err).Message()
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"InvalidImageName", msg})
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"InvalidImageName", msg})
 			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, "InspectFailed", "Failed to apply default image tag %q: %s", ctr.Image, msg)
 			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: InvalidImageName")
 			return imageNeverPullRetry, nil
@@ -51,7 +51,7 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 			return 0, nil
 		case err == nil && policy == corev1.PullNever:
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ErrImageNeverPull", msg})
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ErrImageNeverPull", msg})
 			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventErrImageNeverPull, "%s", msg)
 			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImageNeverPull")
 			return imageNeverPullRetry, nil
@@ -63,8 +63,8 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 	key := backoffKey(pod.UID, "image/"+ctr.Image)
 	if c.pullBackoff.IsInBackOffSinceUpdate(key, time.Now()) {
 		// The message keeps the pull's error once, however often the back-off is seen.
-		if w, _ := c.waitingOf(pod.UID, ctr.Name); w.reason != "ImagePullBackOff" {
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
+		if w, _ := c.waiting.get(pod.UID, ctr.Name); w.reason != "ImagePullBackOff" {
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
 		}
 		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", image)
 		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
@@ -100,7 +100,7 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 		return 0, ctx.Err()
 	}
 	msg := status.Convert(err).Message()
-	c.setWaiting(pod.UID, ctr.Name, &waitReason{"ErrImagePull", msg})
+	c.waiting.set(pod.UID, ctr.Name, &waitReason{"ErrImagePull", msg})
 	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %s", image, msg)
 	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImagePull")
 	c.pullBackoff.Next(key, time.Now())

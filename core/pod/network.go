@@ -59,7 +59,7 @@ func (c *Steps) attachNetwork(ctx context.Context, pod *corev1.Pod) error {
 		msg := status.Convert(err).Message()
 		c.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: network: %s", msg)
 		for _, ctr := range allContainers(pod) {
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "attach the pod's network: " + msg})
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "attach the pod's network: " + msg})
 		}
 	}
 	return err

@@ -68,11 +68,11 @@ func (c *Steps) syncProbes(pod *corev1.Pod, st *corev1.PodStatus, rt *podRuntime
 // probeSays whether the container's probe of that kind lets the attempt
 // count as started (Startup) or ready (Readiness): yes without such a
 // probe, else once the probe has succeeded for this attempt.
-func (c *Steps) probeSays(pod *corev1.Pod, ctr *corev1.Container, id string, kind probe.Kind) bool {
+func probeSays(probes *probe.Manager, pod *corev1.Pod, ctr *corev1.Container, id string, kind probe.Kind) bool {
 	if kind.Spec(ctr) == nil {
 		return true
 	}
-	return c.probes.Result(pod.UID, ctr.Name, id, kind) == probe.Success
+	return probes.Result(pod.UID, ctr.Name, id, kind) == probe.Success
 }
 
 // killUnhealthy kills, as the kubelet does, every running attempt whose

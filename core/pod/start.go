@@ -34,7 +34,7 @@ func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"CreateContainerConfigError", err.Error()})
+		c.waiting.set(pod.UID, ctr.Name, &waitReason{"CreateContainerConfigError", err.Error()})
 		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", err.Error())
 		// A watch re-queues the pod when a missing object appears; this is
 		// the kubelet's periodic retry behind it.
@@ -55,12 +55,12 @@ func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		if status.Code(err) == codes.Unavailable || ctx.Err() != nil {
 			return 0, fmt.Errorf("start container %s of pod %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
 		}
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{startErrorReason(err), msg})
+		c.waiting.set(pod.UID, ctr.Name, &waitReason{startErrorReason(err), msg})
 		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
 		return c.crashBackoff.Get(backoffKey(pod.UID, ctr.Name)) + time.Second, nil
 	}
 	c.state.setContainer(st)
-	c.setWaiting(pod.UID, ctr.Name, nil)
+	c.waiting.set(pod.UID, ctr.Name, nil)
 	c.containerEvent(pod, ctr, st.Id, corev1.EventTypeNormal, eventCreated, "Container created")
 	if st.State == runtimev1.ContainerState_CONTAINER_STATE_EXITED && st.Reason == reasonStartError {
 		c.containerEvent(pod, ctr, st.Id, corev1.EventTypeWarning, eventFailed, "Error: %s", st.Message)

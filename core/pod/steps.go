@@ -83,15 +83,16 @@ type Steps struct {
 	crashBackoff *flowcontrol.Backoff
 	pullBackoff  *flowcontrol.Backoff
 
+	// waiting says why containers have not started; messages are the
+	// termination messages read from logs; statuses computes the pods'
+	// statuses from both and the runtime's records.
+	waiting  *waitReasons
+	messages *terminationMessages
+	statuses *statusGenerator
+
 	mu sync.Mutex
-	// waiting says why a container has not started, by pod and container.
-	waiting map[types.UID]map[string]waitReason
 	// terminating holds pods whose containers are being stopped.
 	terminating map[types.UID]bool
-	// logMessages are termination messages read from the logs of containers
-	// with terminationMessagePolicy FallbackToLogsOnError, by pod and
-	// container ID.
-	logMessages map[types.UID]map[string]string
 
 	clusterDNS    []string
 	clusterDomain string
@@ -102,8 +103,6 @@ type Steps struct {
 	// network attaches pod sandboxes; nil without a network plugin.
 	network *podNetwork
 }
-
-type waitReason struct{ reason, message string }
 
 // New returns the controller of cfg.Node, whose runtime (deps.Runtime)
 // runs containers; Run starts it. cluster is the agent's started factory of
@@ -138,9 +137,9 @@ func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedI
 		nodeInfo:      ctrl.NodeInfo(),
 		crashBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
 		pullBackoff:   flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
-		waiting:       map[types.UID]map[string]waitReason{},
+		waiting:       newWaitReasons(),
+		messages:      newTerminationMessages(ctrl.Runtime(), cfg.Node, ctrl.Log()),
 		terminating:   map[types.UID]bool{},
-		logMessages:   map[types.UID]map[string]string{},
 		clusterDNS:    cfg.ClusterDNS,
 		clusterDomain: cfg.ClusterDomain,
 		volumeRoot:    cfg.VolumeDir,
@@ -151,6 +150,7 @@ func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedI
 		c.clusterDomain = "cluster.local"
 	}
 	c.probes = c.newProbes()
+	c.statuses = &statusGenerator{nodeInfo: c.nodeInfo, network: c.network, waiting: c.waiting, messages: c.messages, probes: c.probes}
 	return c
 }
 
@@ -180,26 +180,6 @@ func (c *Steps) servicesIn(namespace string) []*corev1.Service {
 	return out
 }
 
-func (c *Steps) setWaiting(uid types.UID, container string, w *waitReason) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if w == nil {
-		delete(c.waiting[uid], container)
-		return
-	}
-	if c.waiting[uid] == nil {
-		c.waiting[uid] = map[string]waitReason{}
-	}
-	c.waiting[uid][container] = *w
-}
-
-func (c *Steps) waitingOf(uid types.UID, container string) (waitReason, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w, ok := c.waiting[uid][container]
-	return w, ok
-}
-
 // forget drops what the controller knows of a pod whose sandbox is gone. A
 // terminated pod stays marked as terminating while its object exists, so
 // that the syncs its last status and its deletion cause do not terminate it
@@ -207,12 +187,12 @@ func (c *Steps) waitingOf(uid types.UID, container string) (waitReason, bool) {
 func (c *Steps) forget(uid types.UID) {
 	gone := c.ctrl.PodByUID(uid) == nil
 	c.mu.Lock()
-	delete(c.waiting, uid)
 	if gone {
 		delete(c.terminating, uid)
 	}
-	delete(c.logMessages, uid)
 	c.mu.Unlock()
+	c.waiting.forget(uid)
+	c.messages.forget(uid)
 	c.probes.Forget(uid)
 	c.state.remove(uid)
 	c.network.forget(uid)

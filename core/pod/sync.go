@@ -41,7 +41,7 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 			// The phase is final, but a container's exit may be told twice,
 			// the second time with what its record adds (its termination
 			// message): the status takes that in.
-			c.readLogMessages(ctx, pod)
+			c.messages.read(ctx, pod, c.state.get(pod.UID))
 			c.report(pod)
 			// Nothing runs any more: its address goes back to the node, as
 			// the kubelet stops a finished pod's sandbox (a node runs out of
@@ -52,7 +52,7 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 	}
 	if msg := unsupported(pod, c.network != nil, c.volumeRoot != ""); msg != "" {
 		for _, ctr := range allContainers(pod) {
-			c.setWaiting(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
+			c.waiting.set(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
 		}
 		c.report(pod)
 		return 0, nil
@@ -99,7 +99,7 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 		// terminates it), or the agent is stopping.
 		return 0, nil
 	}
-	c.readLogMessages(ctx, pod)
+	c.messages.read(ctx, pod, c.state.get(pod.UID))
 	c.report(pod)
 	return retry, err
 }
@@ -147,7 +147,7 @@ func (c *Steps) createSandbox(ctx context.Context, pod *corev1.Pod) (map[string]
 	if err != nil {
 		// Set after the pulls' reasons: the sandbox is what the pod waits for.
 		for _, ctr := range allContainers(pod) {
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "create pod sandbox: " + status.Convert(err).Message()})
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "create pod sandbox: " + status.Convert(err).Message()})
 		}
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func (c *Steps) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.
 		// killed in the middle of it). The same attempt, asked again, starts.
 		attempt = last.Attempt
 	case last.State != runtimev1.ContainerState_CONTAINER_STATE_EXITED:
-		c.setWaiting(pod.UID, ctr.Name, nil)
+		c.waiting.set(pod.UID, ctr.Name, nil)
 		return 0, nil
 	case !shouldRestart(policy, last.ExitCode):
 		return 0, nil
@@ -201,7 +201,7 @@ func (c *Steps) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.
 		finished := time.Unix(0, last.FinishedAtUnixNano)
 		if c.crashBackoff.IsInBackOffSince(key, finished) {
 			delay := c.crashBackoff.Get(key)
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"CrashLoopBackOff",
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"CrashLoopBackOff",
 				fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, ctr.Name, podName(pod))})
 			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventBackOff, "Back-off restarting failed container %s in pod %s", ctr.Name, podName(pod))
 			return time.Until(finished.Add(delay)) + 10*time.Millisecond, nil

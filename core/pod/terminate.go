@@ -62,8 +62,8 @@ func (c *Steps) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime) 
 	if err := <-errs; err != nil {
 		return err
 	}
-	c.readLogMessages(ctx, pod)
-	if err := c.status.Write(ctx, pod, c.computeStatus(pod, c.state.get(pod.UID))); err != nil {
+	c.messages.read(ctx, pod, c.state.get(pod.UID))
+	if err := c.status.Write(ctx, pod, c.statuses.compute(pod, c.state.get(pod.UID))); err != nil {
 		return err
 	}
 	if err := c.removeSandbox(ctx, pod.UID); err != nil {

@@ -48,7 +48,7 @@ func (c *Steps) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration
 		if errors.As(err, &missing) {
 			c.events.Event(pod, corev1.EventTypeWarning, reasonFailedMount, missing.Error())
 			for _, ctr := range allContainers(pod) {
-				c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", missing.Error()})
+				c.waiting.set(pod.UID, ctr.Name, &waitReason{"ContainerCreating", missing.Error()})
 			}
 			return 0, errVolumeWaits
 		}
