@@ -29,7 +29,7 @@ func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1
 	if pulled.wait > 0 || pulled.err != nil {
 		return pulled.wait, pulled.err
 	}
-	spec, err := c.buildSpec(ctx, pod, ctr)
+	spec, err := c.spec.build(ctx, pod, ctr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -86,21 +86,4 @@ func answersFor(st *runtimev1.ContainerStatus, uid types.UID, name string, attem
 	}
 	return fmt.Errorf("the runtime answered StartContainer with the status of container %q attempt %d of pod %q, not of attempt %d of this one",
 		st.GetName(), st.GetAttempt(), st.GetPod().GetUid(), attempt)
-}
-
-// buildSpec resolves the container's environment and translates it into
-// the runtime protocol.
-func (c *Steps) buildSpec(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (*runtimev1.ContainerSpec, error) {
-	env, err := resolveEnv(ctx, pod, ctr, controllerEnv{c})
-	if err != nil {
-		return nil, err
-	}
-	spec, err := containerSpec(pod, ctr, env)
-	if err != nil || c.volumeRoot == "" {
-		return spec, err
-	}
-	if spec.Mounts, err = c.mounts(pod, ctr); err != nil {
-		return nil, err
-	}
-	return spec, nil
 }

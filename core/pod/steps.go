@@ -64,10 +64,7 @@ type Steps struct {
 	events  record.EventRecorder
 	log     *slog.Logger
 
-	// services are the cluster's Services, for containers' environments:
-	// one informer of the agent's, shared by every node.
-	services cache.SharedIndexInformer
-	state    *runtimeState
+	state *runtimeState
 	// objects are the ConfigMaps and Secrets the pods' environments read.
 	objects *podcontroller.Objects
 	// nodeInfo is the node's address and resources, learnt from the runtime.
@@ -94,14 +91,12 @@ type Steps struct {
 	// terminating holds pods whose containers are being stopped.
 	terminating map[types.UID]bool
 
-	clusterDNS    []string
-	clusterDomain string
-	// volumeRoot holds the pods' volumes; tokens are their service-account
-	// tokens.
-	volumeRoot string
-	tokens     *volume.Tokens
 	// network attaches pod sandboxes; nil without a network plugin.
 	network *podNetwork
+	// volumes are the pods' node-local volumes; spec builds what the
+	// runtime is asked to run.
+	volumes *podVolumes
+	spec    *specBuilder
 }
 
 // New returns the controller of cfg.Node, whose runtime (deps.Runtime)
@@ -124,30 +119,43 @@ func New(cfg Config, deps podcontroller.Deps, cluster informers.SharedInformerFa
 
 func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedIndexInformer) *Steps {
 	c := &Steps{
-		ctrl:          ctrl,
-		node:          cfg.Node,
-		client:        ctrl.Client(),
-		runtime:       ctrl.Runtime(),
-		status:        ctrl.Status(),
-		events:        ctrl.Events(),
-		log:           ctrl.Log(),
-		services:      services,
-		state:         newRuntimeState(),
-		objects:       ctrl.Objects(),
-		nodeInfo:      ctrl.NodeInfo(),
-		crashBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
-		pullBackoff:   flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
-		waiting:       newWaitReasons(),
-		messages:      newTerminationMessages(ctrl.Runtime(), cfg.Node, ctrl.Log()),
-		terminating:   map[types.UID]bool{},
-		clusterDNS:    cfg.ClusterDNS,
-		clusterDomain: cfg.ClusterDomain,
-		volumeRoot:    cfg.VolumeDir,
-		tokens:        volume.NewTokens(ctrl.Client()),
-		network:       newPodNetwork(cfg.Network, cfg.PodCIDR),
+		ctrl:         ctrl,
+		node:         cfg.Node,
+		client:       ctrl.Client(),
+		runtime:      ctrl.Runtime(),
+		status:       ctrl.Status(),
+		events:       ctrl.Events(),
+		log:          ctrl.Log(),
+		state:        newRuntimeState(),
+		objects:      ctrl.Objects(),
+		nodeInfo:     ctrl.NodeInfo(),
+		crashBackoff: flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		waiting:      newWaitReasons(),
+		messages:     newTerminationMessages(ctrl.Runtime(), cfg.Node, ctrl.Log()),
+		terminating:  map[types.UID]bool{},
+		network:      newPodNetwork(cfg.Network, cfg.PodCIDR),
 	}
-	if c.clusterDomain == "" {
-		c.clusterDomain = "cluster.local"
+	c.volumes = &podVolumes{
+		root:     cfg.VolumeDir,
+		tokens:   volume.NewTokens(ctrl.Client()),
+		objects:  c.objects,
+		nodeInfo: c.nodeInfo,
+		waiting:  c.waiting,
+		events:   c.events,
+		log:      c.log,
+	}
+	c.spec = &specBuilder{
+		objects:         c.objects,
+		serviceInformer: services,
+		nodeInfo:        c.nodeInfo,
+		network:         c.network,
+		volumes:         c.volumes,
+		clusterDNS:      cfg.ClusterDNS,
+		clusterDomain:   cfg.ClusterDomain,
+	}
+	if c.spec.clusterDomain == "" {
+		c.spec.clusterDomain = "cluster.local"
 	}
 	c.probes = c.newProbes()
 	c.statuses = &statusGenerator{nodeInfo: c.nodeInfo, network: c.network, waiting: c.waiting, messages: c.messages, probes: c.probes}
@@ -167,19 +175,6 @@ func (c *Steps) Run(ctx context.Context) {
 // probe kills a pod being deleted.
 func (c *Steps) Deleting(uid types.UID) { c.probes.Stop(uid) }
 
-// servicesIn lists the Services of namespace.
-func (c *Steps) servicesIn(namespace string) []*corev1.Service {
-	objs, err := c.services.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
-	if err != nil {
-		return nil
-	}
-	out := make([]*corev1.Service, 0, len(objs))
-	for _, obj := range objs {
-		out = append(out, obj.(*corev1.Service))
-	}
-	return out
-}
-
 // forget drops what the controller knows of a pod whose sandbox is gone. A
 // terminated pod stays marked as terminating while its object exists, so
 // that the syncs its last status and its deletion cause do not terminate it
@@ -197,7 +192,7 @@ func (c *Steps) forget(uid types.UID) {
 	c.state.remove(uid)
 	c.network.forget(uid)
 	c.ctrl.Forget(uid)
-	c.removeVolumes(uid)
+	c.volumes.remove(uid)
 }
 
 // nodeIP returns the node's InternalIP, asking the runtime until it answers.

@@ -50,7 +50,7 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 		}
 		return 0, nil
 	}
-	if msg := unsupported(pod, c.network != nil, c.volumeRoot != ""); msg != "" {
+	if msg := unsupported(pod, c.network != nil, c.volumes.enabled()); msg != "" {
 		for _, ctr := range allContainers(pod) {
 			c.waiting.set(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
 		}
@@ -80,9 +80,9 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 		return 0, err
 	}
 	var refresh time.Duration
-	if c.volumeRoot != "" {
+	if c.volumes.enabled() {
 		var err error
-		if refresh, err = c.makeVolumes(ctx, pod); err != nil {
+		if refresh, err = c.volumes.make(ctx, pod); err != nil {
 			c.report(pod)
 			if errors.Is(err, errVolumeWaits) {
 				return 0, nil // the object's watch re-queues the pod
@@ -165,7 +165,7 @@ func (c *Steps) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 		HostNetwork: pod.Spec.HostNetwork,
 		Hostname:    hostname(pod),
 		PodObject:   encoded,
-		Dns:         c.podDNS(pod),
+		Dns:         c.spec.podDNS(pod),
 	})
 	if err != nil {
 		if ctx.Err() == nil {
