@@ -43,17 +43,17 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 		case status.Code(err) == codes.InvalidArgument:
 			msg := status.Convert(err).Message()
 			c.waiting.set(pod.UID, ctr.Name, &waitReason{"InvalidImageName", msg})
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, "InspectFailed", "Failed to apply default image tag %q: %s", ctr.Image, msg)
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: InvalidImageName")
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, "InspectFailed", "Failed to apply default image tag %q: %s", ctr.Image, msg)
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: InvalidImageName")
 			return imageNeverPullRetry, nil
 		case present:
-			c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Container image %q already present on machine", ctr.Image)
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Container image %q already present on machine", ctr.Image)
 			return 0, nil
 		case err == nil && policy == corev1.PullNever:
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)
 			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ErrImageNeverPull", msg})
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventErrImageNeverPull, "%s", msg)
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImageNeverPull")
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventErrImageNeverPull, "%s", msg)
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImageNeverPull")
 			return imageNeverPullRetry, nil
 		}
 		// Absent, or the runtime could not tell: pulling says which.
@@ -66,8 +66,8 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 		if w, _ := c.waiting.get(pod.UID, ctr.Name); w.reason != "ImagePullBackOff" {
 			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
 		}
-		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", image)
-		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", image)
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
 		return c.pullBackoff.Get(key), nil
 	}
 	// A pull may take minutes: once it takes longer than slowPull, the pod
@@ -83,7 +83,7 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 			<-reported
 		}
 	}()
-	c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
+	containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
 	began := time.Now()
 	_, err := c.pullWithSecrets(ctx, pod, &runtimev1.PullImageRequest{
 		Node:   c.node,
@@ -92,7 +92,7 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 	})
 	if err == nil {
 		took := time.Since(began).Truncate(time.Millisecond)
-		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Successfully pulled image %q in %s (%s including waiting)", image, took, took)
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Successfully pulled image %q in %s (%s including waiting)", image, took, took)
 		c.pullBackoff.Reset(key)
 		return 0, nil
 	}
@@ -101,8 +101,8 @@ func (c *Steps) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Cont
 	}
 	msg := status.Convert(err).Message()
 	c.waiting.set(pod.UID, ctr.Name, &waitReason{"ErrImagePull", msg})
-	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %s", image, msg)
-	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImagePull")
+	containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %s", image, msg)
+	containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImagePull")
 	c.pullBackoff.Next(key, time.Now())
 	return c.pullBackoff.Get(key), nil
 }

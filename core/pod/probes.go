@@ -32,7 +32,7 @@ func (c *Steps) newProbes() *probe.Manager {
 type probeExecer struct{ c *Steps }
 
 func (e probeExecer) ExecSync(ctx context.Context, uid types.UID, container string, cmd []string) (int32, string, error) {
-	code, stdout, stderr, err := e.c.runCommand(ctx, uid, container, cmd)
+	code, stdout, stderr, err := e.c.exec.run(ctx, uid, container, cmd)
 	return code, stdout + stderr, err
 }
 
@@ -111,7 +111,7 @@ func (c *Steps) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
 			grace = *failed.TerminationGracePeriodSeconds
 		}
 		c.log.Info("killing a container that failed its probe", "pod", pod.Namespace+"/"+pod.Name, "container", ctr.Name, "probe", what)
-		if _, err := c.stopContainer(ctx, pod, ctr, last.Id, grace, msg); err != nil {
+		if _, err := c.stopper.stop(ctx, pod, ctr, last.Id, grace, msg); err != nil {
 			return fmt.Errorf("kill container %s after its %s probe failed: %w", ctr.Name, what, err)
 		}
 	}
@@ -125,11 +125,11 @@ func (c *Steps) probeEvent(r probe.Report) {
 	t := r.Target
 	switch o := r.Outcome; {
 	case o.Result == probe.Failure:
-		c.containerEvent(t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe failed: %s", r.Kind, o.Message)
+		containerEvent(c.events, t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe failed: %s", r.Kind, o.Message)
 	case o.Result == probe.Unknown:
-		c.containerEvent(t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe errored: %s", r.Kind, o.Message)
+		containerEvent(c.events, t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe errored: %s", r.Kind, o.Message)
 	case o.Warning:
-		c.containerEvent(t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventProbeWarning, "%s probe warning: %s", r.Kind, o.Message)
+		containerEvent(c.events, t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventProbeWarning, "%s probe warning: %s", r.Kind, o.Message)
 	}
 }
 

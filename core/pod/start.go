@@ -35,7 +35,7 @@ func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1
 			return 0, ctx.Err()
 		}
 		c.waiting.set(pod.UID, ctr.Name, &waitReason{"CreateContainerConfigError", err.Error()})
-		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", err.Error())
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", err.Error())
 		// A watch re-queues the pod when a missing object appears; this is
 		// the kubelet's periodic retry behind it.
 		key := backoffKey(pod.UID, "config/"+ctr.Name)
@@ -56,16 +56,16 @@ func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1
 			return 0, fmt.Errorf("start container %s of pod %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
 		}
 		c.waiting.set(pod.UID, ctr.Name, &waitReason{startErrorReason(err), msg})
-		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
 		return c.crashBackoff.Get(backoffKey(pod.UID, ctr.Name)) + time.Second, nil
 	}
 	c.state.setContainer(st)
 	c.waiting.set(pod.UID, ctr.Name, nil)
-	c.containerEvent(pod, ctr, st.Id, corev1.EventTypeNormal, eventCreated, "Container created")
+	containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeNormal, eventCreated, "Container created")
 	if st.State == runtimev1.ContainerState_CONTAINER_STATE_EXITED && st.Reason == reasonStartError {
-		c.containerEvent(pod, ctr, st.Id, corev1.EventTypeWarning, eventFailed, "Error: %s", st.Message)
+		containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeWarning, eventFailed, "Error: %s", st.Message)
 	} else {
-		c.containerEvent(pod, ctr, st.Id, corev1.EventTypeNormal, eventStarted, "Container started")
+		containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeNormal, eventStarted, "Container started")
 	}
 	if attempt > 1 {
 		// Keep the attempt before this one for `kubectl logs --previous`.
@@ -86,4 +86,27 @@ func answersFor(st *runtimev1.ContainerStatus, uid types.UID, name string, attem
 	}
 	return fmt.Errorf("the runtime answered StartContainer with the status of container %q attempt %d of pod %q, not of attempt %d of this one",
 		st.GetName(), st.GetAttempt(), st.GetPod().GetUid(), attempt)
+}
+
+// postStart runs the container's postStart hook right after its start. A
+// failing hook kills the container, which then restarts as the pod's
+// restartPolicy says; the hook's message (it may hold the command's output)
+// goes into the container's status, never into an event.
+func (c *Steps) postStart(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, st *runtimev1.ContainerStatus) error {
+	msg, err := c.hooks.run(ctx, pod, ctr, ctr.Lifecycle.PostStart)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the pod is being deleted: its termination stops the container
+	}
+	c.log.Warn("postStart hook failed; killing the container", "pod", pod.Namespace+"/"+pod.Name, "container", ctr.Name)
+	containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeWarning, eventFailedPostStartHook, "PostStartHook failed")
+	if _, err := c.stopper.stop(ctx, pod, ctr, st.Id, podGrace(pod), "FailedPostStartHook"); err != nil {
+		return fmt.Errorf("kill container %s after its postStart hook failed: %w", ctr.Name, err)
+	}
+	if shouldRestart(pod.Spec.RestartPolicy, 1) {
+		c.waiting.set(pod.UID, ctr.Name, &waitReason{"PostStartHookError", msg})
+	}
+	return nil
 }

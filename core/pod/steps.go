@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,10 +70,6 @@ type Steps struct {
 	nodeInfo *podcontroller.NodeInfo
 	// probes run the containers' liveness, readiness and startup probes.
 	probes *probe.Manager
-	// tasks are the goroutines terminating pods; Run waits for them, once
-	// stopping (guarded by mu) keeps new ones from starting.
-	tasks    sync.WaitGroup
-	stopping bool
 
 	// backoff holds the kubelet's exponential delays, keyed by pod UID and container.
 	crashBackoff *flowcontrol.Backoff
@@ -87,9 +82,12 @@ type Steps struct {
 	messages *terminationMessages
 	statuses *statusGenerator
 
-	mu sync.Mutex
-	// terminating holds pods whose containers are being stopped.
-	terminating map[types.UID]bool
+	// exec runs commands in containers, hooks runs lifecycle handlers,
+	// stopper stops containers, terminations stop deleted pods.
+	exec         containerExec
+	hooks        *hookRunner
+	stopper      *containerStopper
+	terminations *terminations
 
 	// network attaches pod sandboxes; nil without a network plugin.
 	network *podNetwork
@@ -133,7 +131,6 @@ func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedI
 		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
 		waiting:      newWaitReasons(),
 		messages:     newTerminationMessages(ctrl.Runtime(), cfg.Node, ctrl.Log()),
-		terminating:  map[types.UID]bool{},
 		network:      newPodNetwork(cfg.Network, cfg.PodCIDR),
 	}
 	c.volumes = &podVolumes{
@@ -157,18 +154,30 @@ func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedI
 	if c.spec.clusterDomain == "" {
 		c.spec.clusterDomain = "cluster.local"
 	}
+	c.exec = containerExec{runtime: c.runtime, node: c.node}
+	c.hooks = &hookRunner{exec: c.exec, nodeInfo: c.nodeInfo}
+	c.stopper = &containerStopper{runtime: c.runtime, node: c.node, hooks: c.hooks, state: c.state, events: c.events, log: c.log}
 	c.probes = c.newProbes()
 	c.statuses = &statusGenerator{nodeInfo: c.nodeInfo, network: c.network, waiting: c.waiting, messages: c.messages, probes: c.probes}
+	c.terminations = &terminations{
+		client:        c.client,
+		stopper:       c.stopper,
+		messages:      c.messages,
+		statuses:      c.statuses,
+		status:        c.status,
+		state:         c.state,
+		log:           c.log,
+		removeSandbox: c.removeSandbox,
+		retry:         ctrl.Retry,
+		terminating:   map[types.UID]bool{},
+	}
 	return c
 }
 
 // Run runs the probes until ctx ends, and waits for the pods' terminations.
 func (c *Steps) Run(ctx context.Context) {
 	c.probes.Run(ctx)
-	c.mu.Lock()
-	c.stopping = true
-	c.mu.Unlock()
-	c.tasks.Wait()
+	c.terminations.wait()
 }
 
 // Deleting implements podcontroller.Strategy: as under the kubelet, no
@@ -181,11 +190,7 @@ func (c *Steps) Deleting(uid types.UID) { c.probes.Stop(uid) }
 // again.
 func (c *Steps) forget(uid types.UID) {
 	gone := c.ctrl.PodByUID(uid) == nil
-	c.mu.Lock()
-	if gone {
-		delete(c.terminating, uid)
-	}
-	c.mu.Unlock()
+	c.terminations.forget(uid, gone)
 	c.waiting.forget(uid)
 	c.messages.forget(uid)
 	c.probes.Forget(uid)

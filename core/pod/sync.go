@@ -33,7 +33,7 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 		// while the agent was down): nothing may keep running.
 		return 0, c.removeSandbox(ctx, uid)
 	case pod.DeletionTimestamp != nil:
-		c.startTermination(ctx, pod, rt)
+		c.terminations.start(ctx, pod, rt)
 		return 0, nil
 	case isTerminal(pod):
 		c.objects.Release(uid)
@@ -203,7 +203,7 @@ func (c *Steps) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.
 			delay := c.crashBackoff.Get(key)
 			c.waiting.set(pod.UID, ctr.Name, &waitReason{"CrashLoopBackOff",
 				fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, ctr.Name, podName(pod))})
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventBackOff, "Back-off restarting failed container %s in pod %s", ctr.Name, podName(pod))
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventBackOff, "Back-off restarting failed container %s in pod %s", ctr.Name, podName(pod))
 			return time.Until(finished.Add(delay)) + 10*time.Millisecond, nil
 		}
 		c.crashBackoff.Next(key, finished)

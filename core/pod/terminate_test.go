@@ -43,12 +43,12 @@ func TestTerminatedPodStaysTerminatingUntilItsObjectIsGone(t *testing.T) {
 	if err := informer.GetIndexer().Add(pod); err != nil {
 		t.Fatal(err)
 	}
-	c.terminating[pod.UID] = true
+	c.terminations.terminating[pod.UID] = true
 
 	if err := c.removeSandbox(t.Context(), pod.UID); err != nil {
 		t.Fatal(err)
 	}
-	if !c.terminating[pod.UID] {
+	if !c.terminations.terminating[pod.UID] {
 		t.Error("the pod's sandbox is gone and its object is not: it is no longer marked terminating, so it would be terminated again")
 	}
 
@@ -56,7 +56,7 @@ func TestTerminatedPodStaysTerminatingUntilItsObjectIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.forget(pod.UID)
-	if c.terminating[pod.UID] {
+	if c.terminations.terminating[pod.UID] {
 		t.Error("the pod's object is gone, and it is still marked terminating")
 	}
 }
