@@ -23,7 +23,7 @@ const reasonStartError = "StartError"
 // soon to try again when the container must wait.
 func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, attempt uint32, pulled *pullResult) (time.Duration, error) {
 	if pulled == nil {
-		wait, err := c.pullImage(ctx, pod, ctr)
+		wait, err := c.images.pull(ctx, pod, ctr)
 		pulled = &pullResult{wait, err}
 	}
 	if pulled.wait > 0 || pulled.err != nil {
@@ -39,10 +39,10 @@ func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		// A watch re-queues the pod when a missing object appears; this is
 		// the kubelet's periodic retry behind it.
 		key := backoffKey(pod.UID, "config/"+ctr.Name)
-		c.pullBackoff.Next(key, time.Now())
-		return c.pullBackoff.Get(key), nil
+		c.configBackoff.Next(key, time.Now())
+		return c.configBackoff.Get(key), nil
 	}
-	c.pullBackoff.Reset(backoffKey(pod.UID, "config/"+ctr.Name))
+	c.configBackoff.Reset(backoffKey(pod.UID, "config/"+ctr.Name))
 
 	st, err := c.runtime.StartContainer(ctx, &runtimev1.StartContainerRequest{
 		Node: c.node, Pod: podRef(pod), Container: spec, Attempt: attempt,

@@ -71,9 +71,12 @@ type Steps struct {
 	// probes run the containers' liveness, readiness and startup probes.
 	probes *probe.Manager
 
-	// backoff holds the kubelet's exponential delays, keyed by pod UID and container.
-	crashBackoff *flowcontrol.Backoff
-	pullBackoff  *flowcontrol.Backoff
+	// crashBackoff and configBackoff hold the kubelet's exponential
+	// delays of restarts and of containers waiting for their configuration,
+	// keyed by pod UID and container; images pulls them.
+	crashBackoff  *flowcontrol.Backoff
+	configBackoff *flowcontrol.Backoff
+	images        *imagePuller
 
 	// waiting says why containers have not started; messages are the
 	// termination messages read from logs; statuses computes the pods'
@@ -117,21 +120,21 @@ func New(cfg Config, deps podcontroller.Deps, cluster informers.SharedInformerFa
 
 func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedIndexInformer) *Steps {
 	c := &Steps{
-		ctrl:         ctrl,
-		node:         cfg.Node,
-		client:       ctrl.Client(),
-		runtime:      ctrl.Runtime(),
-		status:       ctrl.Status(),
-		events:       ctrl.Events(),
-		log:          ctrl.Log(),
-		state:        newRuntimeState(),
-		objects:      ctrl.Objects(),
-		nodeInfo:     ctrl.NodeInfo(),
-		crashBackoff: flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
-		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
-		waiting:      newWaitReasons(),
-		messages:     newTerminationMessages(ctrl.Runtime(), cfg.Node, ctrl.Log()),
-		network:      newPodNetwork(cfg.Network, cfg.PodCIDR),
+		ctrl:          ctrl,
+		node:          cfg.Node,
+		client:        ctrl.Client(),
+		runtime:       ctrl.Runtime(),
+		status:        ctrl.Status(),
+		events:        ctrl.Events(),
+		log:           ctrl.Log(),
+		state:         newRuntimeState(),
+		objects:       ctrl.Objects(),
+		nodeInfo:      ctrl.NodeInfo(),
+		crashBackoff:  flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		configBackoff: flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		waiting:       newWaitReasons(),
+		messages:      newTerminationMessages(ctrl.Runtime(), cfg.Node, ctrl.Log()),
+		network:       newPodNetwork(cfg.Network, cfg.PodCIDR),
 	}
 	c.volumes = &podVolumes{
 		root:     cfg.VolumeDir,
@@ -153,6 +156,16 @@ func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedI
 	}
 	if c.spec.clusterDomain == "" {
 		c.spec.clusterDomain = "cluster.local"
+	}
+	c.images = &imagePuller{
+		runtime: c.runtime,
+		node:    c.node,
+		client:  c.client,
+		waiting: c.waiting,
+		events:  c.events,
+		log:     c.log,
+		backoff: flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
+		report:  c.report,
 	}
 	c.exec = containerExec{runtime: c.runtime, node: c.node}
 	c.hooks = &hookRunner{exec: c.exec, nodeInfo: c.nodeInfo}

@@ -138,7 +138,7 @@ func (c *Steps) createSandbox(ctx context.Context, pod *corev1.Pod) (map[string]
 		defer close(done)
 		for i := range first {
 			var r pullResult
-			r.wait, r.err = c.pullImage(ctx, pod, &first[i])
+			r.wait, r.err = c.images.pull(ctx, pod, &first[i])
 			pulled[first[i].Name] = r
 		}
 	}()
