@@ -134,8 +134,18 @@ func newSteps(cfg Config, ctrl *podcontroller.Controller, services cache.SharedI
 		configBackoff: flowcontrol.NewBackOff(10*time.Second, 5*time.Minute),
 		waiting:       newWaitReasons(),
 		messages:      newTerminationMessages(ctrl.Runtime(), cfg.Node, ctrl.Log()),
-		network:       newPodNetwork(cfg.Network, cfg.PodCIDR),
 	}
+	c.network = newPodNetwork(&podNetwork{
+		client:         cfg.Network,
+		configuredCIDR: cfg.PodCIDR,
+		node:           c.node,
+		kube:           c.client,
+		pods:           ctrl,
+		state:          c.state,
+		waiting:        c.waiting,
+		events:         c.events,
+		log:            c.log,
+	})
 	c.volumes = &podVolumes{
 		root:     cfg.VolumeDir,
 		tokens:   volume.NewTokens(ctrl.Client()),

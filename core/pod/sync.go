@@ -46,7 +46,7 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 			// Nothing runs any more: its address goes back to the node, as
 			// the kubelet stops a finished pod's sandbox (a node runs out of
 			// addresses otherwise with many finished Jobs).
-			return 0, c.releaseNetwork(ctx, pod)
+			return 0, c.network.release(ctx, pod)
 		}
 		return 0, nil
 	}
@@ -72,7 +72,7 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 	if err := c.killUnhealthy(ctx, pod); err != nil && ctx.Err() == nil {
 		return 0, err
 	}
-	if err := c.attachNetwork(ctx, pod); err != nil {
+	if err := c.network.attach(ctx, pod); err != nil {
 		if ctx.Err() != nil {
 			return 0, nil
 		}
@@ -222,7 +222,7 @@ func (c *Steps) removeAttemptsBefore(ctx context.Context, uid types.UID, name st
 }
 
 func (c *Steps) removeSandbox(ctx context.Context, uid types.UID) error {
-	if err := c.detachNetwork(ctx, uid); err != nil {
+	if err := c.network.detach(ctx, uid); err != nil {
 		return err
 	}
 	if _, err := c.runtime.RemoveSandbox(ctx, &runtimev1.RemoveSandboxRequest{Node: c.node, PodUid: string(uid)}); err != nil {

@@ -35,6 +35,6 @@ func (c *Steps) listRuntime(ctx context.Context) ([]types.UID, error) {
 		return nil, err
 	}
 	touched := c.state.replace(resp.Sandboxes)
-	c.collectNetworkGarbage(ctx, resp.Sandboxes)
+	c.network.collectGarbage(ctx, resp.Sandboxes)
 	return touched, nil
 }
