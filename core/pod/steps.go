@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -221,15 +220,6 @@ func (c *Steps) forget(uid types.UID) {
 	c.network.forget(uid)
 	c.ctrl.Forget(uid)
 	c.volumes.remove(uid)
-}
-
-// nodeIP returns the node's InternalIP, asking the runtime until it answers.
-func (c *Steps) nodeIP() string { return c.nodeInfo.Address(context.Background()) }
-
-// nodeAllocatable returns the node's allocatable resources, asking the
-// runtime until it answers.
-func (c *Steps) nodeAllocatable() corev1.ResourceList {
-	return c.nodeInfo.Allocatable(context.Background())
 }
 
 func backoffKey(uid types.UID, container string) string {
