@@ -45,8 +45,11 @@ func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.
 			c.report(pod)
 			// Nothing runs any more: its address goes back to the node, as
 			// the kubelet stops a finished pod's sandbox (a node runs out of
-			// addresses otherwise with many finished Jobs).
-			return 0, c.network.release(ctx, pod)
+			// addresses otherwise with many finished Jobs). A deletion
+			// meanwhile ends this sync: its own releases the rest.
+			if err := c.network.release(ctx, pod); err != nil && ctx.Err() == nil {
+				return 0, err
+			}
 		}
 		return 0, nil
 	}
