@@ -10,6 +10,7 @@ package podcontroller
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +112,7 @@ func New(cfg Config, deps Deps, build func(*Controller) Strategy) *Controller {
 		informer: deps.Pods.Core().V1().Pods().Informer(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](5*time.Millisecond, cfg.MaxRetryDelay),
-			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: cfg.What + "s-" + cfg.Node}),
+			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: strings.ReplaceAll(cfg.What, " ", "-") + "s-" + cfg.Node}),
 		relist:  make(chan struct{}, 1),
 		syncing: map[types.UID]context.CancelFunc{},
 	}
