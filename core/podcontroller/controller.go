@@ -142,19 +142,21 @@ func (c *Controller) Resync() {
 	}
 }
 
-// Run starts the pod informer, the object watches, the strategy's own loops,
-// the runtime watch and the workers, and returns when ctx ends and all of
-// them have stopped.
+// Run starts the pod informer and the object watches, then, once the caches
+// are filled, the strategy's own loops, the runtime watch and the workers;
+// it returns when ctx ends and all of them have stopped.
 func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	c.factory.Start(ctx.Done())
 	defer c.factory.Shutdown()
 	wg.Go(func() { c.objects.Run(ctx) })
-	wg.Go(func() { c.strategy.Run(ctx) })
 	if !cache.WaitForCacheSync(ctx.Done(), append([]cache.InformerSynced{c.informer.HasSynced}, c.waitFor...)...) {
 		return
 	}
+	// After the sync, so that what the strategy's loops hear of a pod (a
+	// backend's event) finds it.
+	wg.Go(func() { c.strategy.Run(ctx) })
 	wg.Go(func() { c.strategy.Runtime().follow(ctx, c) })
 	for range c.workers {
 		wg.Go(func() {

@@ -24,8 +24,9 @@ type Strategy interface {
 	// Runtime is how the controller follows the runtime: a RuntimeWatch.
 	Runtime() Runtime
 	// Run runs what the strategy keeps running beside the syncs (probes, a
-	// stream of the backend's events) and returns when ctx has ended and
-	// they, and whatever the syncs started, have stopped.
+	// stream of the backend's events), from when the caches are filled, and
+	// returns when ctx has ended and they, and whatever the syncs started,
+	// have stopped.
 	Run(ctx context.Context)
 }
 
