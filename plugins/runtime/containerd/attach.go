@@ -101,7 +101,7 @@ func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stre
 	}()
 
 	// Output from the moment of attaching: the log from its end, followed.
-	l := criLog{s: s, path: s.logPath(uid, name, labelAttempt(ctr.Labels)), id: ctr.ID}
+	l := s.attemptLog(s.logPath(uid, name, labelAttempt(ctr.Labels)), ctr.ID)
 	stdout := streamWriter{send: stream.Send, wrap: func(data []byte) *runtimev1.AttachResponse {
 		return &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stdout{Stdout: data}}
 	}}

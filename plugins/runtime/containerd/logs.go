@@ -85,7 +85,7 @@ func (s *session) containerLogs(ctx context.Context, req *runtimev1.ContainerLog
 	if n := req.GetSinceUnixNano(); n > 0 {
 		opts.Since = time.Unix(0, n)
 	}
-	l := criLog{s: s, path: s.logPath(uid, name, attempt), id: containerID(uid, name, attempt)}
+	l := s.attemptLog(s.logPath(uid, name, attempt), containerID(uid, name, attempt))
 	out := &chunkWriter{send: send}
 	err = l.read(ctx, opts, req.GetTailLines(), out, out)
 	return errors.Join(err, out.Close())
@@ -123,9 +123,24 @@ func (s *session) loggedAttempts(ctx context.Context, node, uid, name string) ([
 // (k8s.io/cri-client/pkg/logs): tail, since, byte limit, timestamps and
 // follow until the container has exited and its last line is written.
 type criLog struct {
-	s    *session
 	path string
 	id   string // the attempt's containerd container
+	// running says whether the attempt may still write output.
+	running func(ctx context.Context) (bool, error)
+}
+
+// attemptLog is the log of the attempt id of the session, at path.
+func (s *session) attemptLog(path, id string) criLog {
+	return criLog{path: path, id: id, running: func(ctx context.Context) (bool, error) {
+		st, err := s.statusOf(ctx, id)
+		if isNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return st.GetState() != runtimev1.ContainerState_CONTAINER_STATE_EXITED, nil
+	}}
 }
 
 // read writes the log's stdout and stderr entries to stdout and stderr.
@@ -178,18 +193,6 @@ func (l criLog) wait(ctx context.Context, follow bool) (bool, error) {
 			return false, nil
 		}
 	}
-}
-
-// running says whether the attempt may still write output.
-func (l criLog) running(ctx context.Context) (bool, error) {
-	st, err := l.s.statusOf(ctx, l.id)
-	if isNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return st.GetState() != runtimev1.ContainerState_CONTAINER_STATE_EXITED, nil
 }
 
 // attemptState answers the log reader's one question to the runtime, the
