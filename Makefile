@@ -26,8 +26,12 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 # Unit tests, then the end-to-end tests against the real stack (one package
-# at a time: each starts its own cluster on the same ports).
-test: deps build components etcd
+# at a time: each starts its own cluster on the same ports). First, at once,
+# what the machine lacks to run them all (root, runc, ip, ...): a test that
+# lacks something fails, unless FEDLET_TEST_SKIP_MISSING=1 (README, Tests).
+test:
+	./integration/check-test-env.sh --before-deps
+	$(MAKE) deps build components etcd
 	$(MAKE) unit-test e2e-test
 
 unit-test:

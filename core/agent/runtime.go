@@ -5,10 +5,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
@@ -255,8 +253,8 @@ func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) boo
 // start launches the plugin, retrying until it starts or ctx ends; each
 // failure is reported on the nodes.
 func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host) *pluginhost.Runtime {
-	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Minute, Steps: 1 << 30}
-	for {
+	var started *pluginhost.Runtime
+	retryStart(ctx, func(ctx context.Context) bool {
 		plugin, err := host.StartRuntime(ctx, r.spec)
 		r.mu.Lock()
 		r.plugin, r.startErr = plugin, err
@@ -264,16 +262,14 @@ func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host) *plugin
 		for _, sn := range r.servedNodes() {
 			sn.node.Poke()
 		}
-		if err == nil {
-			return plugin
+		if err != nil {
+			r.log.Error("start runtime plugin", "err", err)
+			return false
 		}
-		r.log.Error("start runtime plugin", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff.Step()):
-		}
-	}
+		started = plugin
+		return true
+	})
+	return started
 }
 
 // Client implements node.Backend.

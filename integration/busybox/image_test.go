@@ -9,15 +9,14 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 
 func requireBusybox(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(BinaryPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("busybox-static is not installed: %v", err)
-		}
-		t.Skipf("busybox-static is not installed: %v", err)
+		testenv.Missing(t, "busybox-static is not installed: %v", err)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/integration/cluster"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 
 // The member cluster every test of the package shares, started on first
@@ -69,16 +70,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need skips the test (fails it under CI) when what it needs is missing.
+// need fails the test when what it needs is missing (it skips if the
+// developer opted out: testenv.SkipMissingEnv).
 func need(t *testing.T, what string, ok bool) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("missing: %s", what)
-	}
-	t.Skipf("missing: %s", what)
+	testenv.Need(t, what, ok)
 }
 
 // binDir is the source tree's bin/, where `make build components` puts
