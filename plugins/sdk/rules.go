@@ -28,9 +28,12 @@ type rule struct {
 }
 
 // rules are the request rules of every call of the runtime and network
-// protocols, by gRPC method. A method not listed (Describe) is passed as it
-// comes. rules_test.go checks that every method of both services is listed
-// and that every path names a field.
+// protocols, by gRPC method; an empty row (Describe) checks nothing, and a
+// method not listed (go-plugin's own services) passes as it comes.
+// rules_internal_test.go checks that every method of both protocols has a
+// row and that every path names a field. Another protocol served through
+// the SDK adds its rows here; a row with nodes makes its Configure one the
+// rules learn the served nodes from.
 var rules = map[string]rule{
 	// Runtime protocol (fedlet.runtime.v1).
 	runtimev1.Runtime_Describe_FullMethodName:        {},
