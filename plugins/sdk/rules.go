@@ -1,6 +1,12 @@
 package sdk
 
 import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -69,4 +75,179 @@ var rules = map[string]rule{
 	networkv1.Network_Del_FullMethodName:       {node: "node", required: []string{"attachment.container_id", "attachment.ifname"}},
 	networkv1.Network_Check_FullMethodName:     {node: "node", required: []string{"attachment.container_id", "attachment.ifname"}},
 	networkv1.Network_GC_FullMethodName:        {node: "node"},
+}
+
+// compiledRule is a rule resolved against its request's descriptor.
+type compiledRule struct {
+	method   string // "Exec"
+	input    protoreflect.MessageType
+	first    protoreflect.FieldDescriptor
+	node     protoreflect.FieldDescriptor
+	required []fieldPath
+	port     *fieldPath
+	nodes    *fieldPath
+}
+
+func (c *compiledRule) firstMissing() error {
+	if c.first == nil {
+		return InvalidArgument("request", "the call carries none")
+	}
+	start := string(c.first.Message().Name())
+	article := "a"
+	if strings.ContainsRune("AEIOU", rune(start[0])) {
+		article = "an"
+	}
+	return InvalidArgument(string(c.first.Name()), fmt.Sprintf("the first message of %s must be %s %s", c.method, article, start))
+}
+
+func (c *compiledRule) nodeNames(req protoreflect.Message) []string {
+	list := c.nodes.value(req).List()
+	names := make([]string, list.Len())
+	for i := range names {
+		names[i] = list.Get(i).String()
+	}
+	return names
+}
+
+// fieldPath is a field reached through singular message fields.
+type fieldPath struct {
+	name   string // as written in the rule: "pod.uid"
+	fields []protoreflect.FieldDescriptor
+}
+
+// value is the field's value, the default when it or a message on its way
+// is unset.
+func (p *fieldPath) value(m protoreflect.Message) protoreflect.Value {
+	last := len(p.fields) - 1
+	for _, f := range p.fields[:last] {
+		m = m.Get(f).Message()
+	}
+	return m.Get(p.fields[last])
+}
+
+func (p *fieldPath) isSet(m protoreflect.Message) bool {
+	last := len(p.fields) - 1
+	for _, f := range p.fields[:last] {
+		if !m.Has(f) {
+			return false
+		}
+		m = m.Get(f).Message()
+	}
+	f := p.fields[last]
+	switch {
+	case f.IsList():
+		return m.Get(f).List().Len() > 0
+	case f.IsMap():
+		return m.Get(f).Map().Len() > 0
+	case f.Kind() == protoreflect.MessageKind, f.Kind() == protoreflect.GroupKind:
+		return m.Has(f)
+	case f.Kind() == protoreflect.StringKind:
+		return m.Get(f).String() != ""
+	case f.Kind() == protoreflect.BytesKind:
+		return len(m.Get(f).Bytes()) > 0
+	}
+	return m.Has(f)
+}
+
+// compiled is rules resolved once, at start: a rule that names a field its
+// request does not have is a mistake in this package, and panics.
+var compiled = compileRules(rules)
+
+func compileRules(rules map[string]rule) map[string]*compiledRule {
+	out := make(map[string]*compiledRule, len(rules))
+	for method, r := range rules {
+		c, err := compileRule(method, r)
+		if err != nil {
+			panic(fmt.Sprintf("sdk request rules: %s: %v", method, err))
+		}
+		out[method] = c
+	}
+	return out
+}
+
+func compileRule(fullMethod string, r rule) (*compiledRule, error) {
+	service, method, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if !ok {
+		return nil, fmt.Errorf("not a gRPC method name")
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	if err != nil {
+		return nil, err
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a service", service)
+	}
+	md := sd.Methods().ByName(protoreflect.Name(method))
+	if md == nil {
+		return nil, fmt.Errorf("service %s has no method %s", service, method)
+	}
+	input, err := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	if err != nil {
+		return nil, err
+	}
+	c := &compiledRule{method: method, input: input}
+	msg := md.Input()
+	if r.first != "" {
+		if c.first = msg.Fields().ByName(protoreflect.Name(r.first)); c.first == nil || c.first.Message() == nil || c.first.ContainingOneof() == nil {
+			return nil, fmt.Errorf("first: %s is not a message in a oneof of %s", r.first, msg.FullName())
+		}
+		msg = c.first.Message()
+	}
+	if r.node != "" {
+		p, err := resolve(msg, r.node)
+		if err != nil || len(p.fields) != 1 || p.fields[0].Kind() != protoreflect.StringKind || p.fields[0].IsList() {
+			return nil, fmt.Errorf("node: %s is not a string field of %s (%v)", r.node, msg.FullName(), err)
+		}
+		c.node = p.fields[0]
+	}
+	for _, name := range r.required {
+		p, err := resolve(msg, name)
+		if err != nil {
+			return nil, err
+		}
+		c.required = append(c.required, p)
+	}
+	if r.port != "" {
+		p, err := resolve(msg, r.port)
+		if err != nil {
+			return nil, err
+		}
+		if k := p.fields[len(p.fields)-1].Kind(); k != protoreflect.Int32Kind || p.fields[len(p.fields)-1].IsList() {
+			return nil, fmt.Errorf("port: %s is not an int32", r.port)
+		}
+		c.port = &p
+	}
+	if r.nodes != "" {
+		p, err := resolve(msg, r.nodes)
+		if err != nil {
+			return nil, err
+		}
+		if f := p.fields[len(p.fields)-1]; !f.IsList() || f.Kind() != protoreflect.StringKind {
+			return nil, fmt.Errorf("nodes: %s is not a repeated string", r.nodes)
+		}
+		c.nodes = &p
+	}
+	return c, nil
+}
+
+// resolve finds a dotted path of fields in msg; every field but the last
+// must be a singular message.
+func resolve(msg protoreflect.MessageDescriptor, path string) (fieldPath, error) {
+	p := fieldPath{name: path}
+	parts := strings.Split(path, ".")
+	for i, part := range parts {
+		f := msg.Fields().ByName(protoreflect.Name(part))
+		if f == nil {
+			return p, fmt.Errorf("%s has no field %s (in %s)", msg.FullName(), part, path)
+		}
+		p.fields = append(p.fields, f)
+		if i < len(parts)-1 {
+			if f.Message() == nil || f.IsList() || f.IsMap() {
+				return p, fmt.Errorf("%s in %s is not a singular message", part, path)
+			}
+			msg = f.Message()
+		}
+	}
+	return p, nil
 }
