@@ -9,6 +9,13 @@
 // (VersionedPlugins, NetworkVersionedPlugins), and talk gRPC over a local
 // socket protected by one-time mutual TLS certificates (AutoMTLS).
 //
+// Before a call reaches the implementation, the SDK enforces the
+// protocol's request rules (RequestRules): the node named and served, the
+// pod UID and names the protocol requires, the first message of each
+// bidirectional stream. The implementation checks only what its backend
+// alone can judge, and words its answers with the helpers of status.go
+// (InvalidArgument, ContainerNotFound, ...).
+//
 // The plugin's log records, written with log/slog after ServeRuntime or
 // ServeNetwork has set the default logger, appear in the agent's log with
 // the plugin's name.

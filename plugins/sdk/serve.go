@@ -19,6 +19,9 @@ import (
 //   - slog's default logger becomes a JSON handler on stderr at the level the
 //     host asked for (LogLevelEnv, "info" when unset), so the plugin's records
 //     appear in the agent's log;
+//   - the protocol's request rules (RequestRules) refuse a call for a node
+//     impl does not serve, or without a field the protocol requires, before
+//     impl sees it;
 //   - go-plugin checks the handshake, negotiates the protocol version among
 //     VersionedPlugins, sets up mutual TLS when the host asks for it
 //     (AutoMTLS), and serves impl over gRPC.
@@ -44,7 +47,8 @@ func ServeNetwork(impl networkv1.NetworkServer, opts ...ServeOption) {
 type ServeOption func(*serveConfig)
 
 type serveConfig struct {
-	grpcOptions []grpc.ServerOption
+	grpcOptions    []grpc.ServerOption
+	noRequestRules bool
 }
 
 // WithServerOptions adds options to the plugin's gRPC server, after those
@@ -65,12 +69,13 @@ func serve(versions map[int]plugin.PluginSet, opts []ServeOption) {
 	// keeps the real stderr, which is the stream the host parses.
 	slog.SetDefault(slog.New(NewLogHandler(os.Stderr, level)))
 	go exitWithParent(os.Getppid())
+	rules := cfg.requestRules()
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: versions,
 		GRPCServer: func(base []grpc.ServerOption) *grpc.Server {
-			return plugin.DefaultGRPCServer(append(base, cfg.grpcOptions...))
+			return plugin.DefaultGRPCServer(append(append(base, rules.ServerOptions()...), cfg.grpcOptions...))
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Output:     os.Stderr,

@@ -15,6 +15,7 @@ import (
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/runtime/containerd/logdriver"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Attach implements runtimev1.RuntimeServer. Output is followed from the
@@ -27,9 +28,6 @@ func (b *Backend) Attach(stream grpc.BidiStreamingServer[runtimev1.AttachRequest
 		return err
 	}
 	start := first.GetStart()
-	if start == nil {
-		return invalidArgument("start", "the first message of an attach must be an AttachStart")
-	}
 	s, err := b.sessionFor(start.GetNode())
 	if err != nil {
 		return err
@@ -56,7 +54,7 @@ func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stre
 	var stdin *os.File
 	if start.GetStdin() {
 		if ctr.Labels[labelStdin] == "" {
-			return status.Errorf(codes.FailedPrecondition, "container %s of pod %s was not started with stdin", name, uid)
+			return sdk.ContainerWithoutStdin(uid, name)
 		}
 		// The shim reads the FIFO while the container's stdin is open: with
 		// no reader the open fails at once rather than hanging.

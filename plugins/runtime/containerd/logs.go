@@ -22,6 +22,7 @@ import (
 	"k8s.io/cri-client/pkg/logs"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 const (
@@ -59,14 +60,14 @@ func (s *session) containerLogs(ctx context.Context, req *runtimev1.ContainerLog
 		return err
 	}
 	if req.GetLimitBytes() < 0 {
-		return invalidArgument("limit_bytes", "must not be negative")
+		return sdk.InvalidArgument("limit_bytes", "must not be negative")
 	}
 	attempts, err := s.loggedAttempts(ctx, req.GetNode(), uid, name)
 	if err != nil {
 		return err
 	}
 	if len(attempts) == 0 {
-		return status.Errorf(codes.NotFound, "container %s of pod %s not found", name, uid)
+		return sdk.ContainerNotFound(uid, name)
 	}
 	attempt := attempts[len(attempts)-1]
 	if req.GetPrevious() {

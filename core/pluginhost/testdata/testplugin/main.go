@@ -20,6 +20,10 @@
 // number of Configure calls ("test/configure-calls"), the config
 // ("test/config") and the transport of the call ("test/transport": "tls"
 // when the host's call came over mutual TLS).
+//
+// It is served without the SDK's request rules (sdk.WithoutRequestRules):
+// the conformance kit's own tests need a plugin that breaks them, to see
+// the kit report it.
 package main
 
 import (
@@ -120,5 +124,5 @@ func main() {
 		})
 		return
 	}
-	sdk.ServeRuntime(impl)
+	sdk.ServeRuntime(impl, sdk.WithoutRequestRules())
 }
