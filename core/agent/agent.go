@@ -21,9 +21,9 @@ import (
 
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/nodeapi"
-	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/podstatus"
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // Client rate limits: high enough that a hundred pods starting at once do

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 )
 

@@ -15,12 +15,12 @@ import (
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/members"
 	"github.com/fedlet/fedlet/core/node"
-	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/pod"
 	"github.com/fedlet/fedlet/core/podproxy"
 	"github.com/fedlet/fedlet/core/podstatus"
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // runtimeNodes is one runtime plugin process and the nodes it serves: the

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
