@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -90,7 +89,7 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 		return // ctx ended
 	}
 	r.mu.Lock()
-	r.wholePods = hasCapability(plugin.Describe(), runtimev1.Capability_CAPABILITY_WHOLE_PODS)
+	r.wholePods = plugin.HasCapability(runtimev1.Capability_CAPABILITY_WHOLE_PODS.String())
 	r.mu.Unlock()
 	for _, sn := range r.servedNodes() {
 		if !r.runPods(sn, plugin) {
@@ -246,10 +245,6 @@ type podController interface {
 	Run(ctx context.Context)
 	// Resync lists the runtime again: after a plugin restart.
 	Resync()
-}
-
-func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) bool {
-	return slices.Contains(d.GetCapabilities(), want)
 }
 
 // start launches the plugin, retrying until it starts or ctx ends; each

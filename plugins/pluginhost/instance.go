@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -17,18 +18,20 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // instance is one plugin process, from launch to exit.
-type instance[D describer] struct {
+type instance struct {
 	client     *plugin.Client
 	cmd        *exec.Cmd
 	conn       *grpc.ClientConn
 	exitedChan <-chan struct{}
 	pid        int
-	version    int // the negotiated protocol version
-	describe   D
+	version    int  // the negotiated protocol version
+	base       bool // the plugin serves the base protocol (pluginv1)
+	describe   *pluginv1.DescribeResponse
 	stderr     *stderrTail
 	startedAt  time.Time
 	killing    atomic.Bool // the host is killing the process on purpose
@@ -43,21 +46,41 @@ const (
 )
 
 // launch starts the plugin process of p's spec, negotiates the protocol,
-// and calls Describe then Configure. It returns an instance that is ready for
-// calls, or an error that says why not, with the plugin's last stderr lines.
-func (p *process[D]) launch(ctx context.Context) (*instance[D], error) {
+// and describes, validates and configures it. It returns an instance that is
+// ready for calls, or an error that says why not, with the plugin's last
+// stderr lines.
+func (p *process) launch(ctx context.Context) (*instance, error) {
+	inst, path, spec, err := p.open()
+	if err != nil {
+		return nil, err
+	}
+	if err := inst.setUp(ctx, p, spec, true); err != nil {
+		inst.stop(true, p.host.timing.stopTimeout)
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return nil, err // the plugin's own words; its stderr adds nothing
+		}
+		return nil, withStderr(fmt.Errorf("plugin %q (%s) pid %d: %w", spec.Plugin, path, inst.pid, err), inst.stderr)
+	}
+	inst.startedAt = time.Now()
+	return inst, nil
+}
+
+// open finds, pins and starts the plugin process of p's spec and dispenses
+// its connection, with the spec it was started for.
+func (p *process) open() (*instance, string, PluginSpec, error) {
 	h, log := p.host, p.log
 	spec, gen := p.currentSpec()
 	path, err := h.find(spec.Plugin)
 	if err != nil {
-		return nil, err
+		return nil, "", spec, err
 	}
-	inst := &instance[D]{cmd: exec.Command(path), stderr: newStderrTail(), specGen: gen}
+	inst := &instance{cmd: exec.Command(path), stderr: newStderrTail(), specGen: gen}
 	inst.cmd.Env = append(inst.cmd.Env, sdk.LogLevelEnv+"="+sdk.LevelName(lowestLevel(log)))
 
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: p.kind.versions,
+		VersionedPlugins: p.fam.Versions,
 		Cmd:              inst.cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -80,29 +103,23 @@ func (p *process[D]) launch(ctx context.Context) (*instance[D], error) {
 	}
 	inst.client = plugin.NewClient(cfg)
 
-	if err := inst.connect(&p.kind); err != nil {
+	if err := inst.connect(p.fam); err != nil {
 		inst.stop(true, h.timing.stopTimeout)
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			actual, sumErr := fileChecksum(path)
 			if sumErr != nil {
 				actual = "unknown (" + sumErr.Error() + ")"
 			}
-			return nil, &ChecksumError{Plugin: spec.Plugin, Path: path, Expected: formatChecksum(want), Actual: actual}
+			return nil, path, spec, &ChecksumError{Plugin: spec.Plugin, Path: path, Expected: formatChecksum(want), Actual: actual}
 		}
-		return nil, withStderr(fmt.Errorf("plugin %q (%s): %w", spec.Plugin, path, inst.startError(p.kind.family, err)), inst.stderr)
+		return nil, path, spec, withStderr(fmt.Errorf("plugin %q (%s): %w", spec.Plugin, path, inst.startError(p.fam.Name, err)), inst.stderr)
 	}
-
-	if err := inst.configure(ctx, &p.kind, spec, h.timing.setupTimeout); err != nil {
-		inst.stop(true, h.timing.stopTimeout)
-		return nil, withStderr(fmt.Errorf("plugin %q (%s) pid %d: %w", spec.Plugin, path, inst.pid, err), inst.stderr)
-	}
-	inst.startedAt = time.Now()
-	return inst, nil
+	return inst, path, spec, nil
 }
 
-// connect starts the process and dispenses the client of the negotiated
-// protocol version.
-func (inst *instance[D]) connect(k *kind[D]) error {
+// connect starts the process and dispenses the connection of the
+// negotiated protocol version.
+func (inst *instance) connect(f *Family[any]) error {
 	rpc, err := inst.client.Client()
 	if err != nil {
 		return err
@@ -111,51 +128,123 @@ func (inst *instance[D]) connect(k *kind[D]) error {
 		inst.pid = inst.cmd.Process.Pid
 	}
 	inst.version = inst.client.NegotiatedVersion()
-	if inst.version != k.driven {
+	if inst.version != f.Version {
 		// go-plugin only negotiates versions we offer; this guards a version
 		// added to the SDK's versioned plugins before the host learnt to drive it.
 		return fmt.Errorf("%s protocol version %d negotiated, but this agent drives only version %d",
-			k.family, inst.version, k.driven)
+			f.Name, inst.version, f.Version)
 	}
-	raw, err := rpc.Dispense(k.pluginName)
+	raw, err := rpc.Dispense(f.PluginName)
 	if err != nil {
-		return fmt.Errorf("dispense %q: %w", k.pluginName, err)
+		return fmt.Errorf("dispense %q: %w", f.PluginName, err)
 	}
-	conn, exited, ok := k.bind(raw)
+	d, ok := raw.(sdk.Dispensed)
 	if !ok {
-		return fmt.Errorf("dispense %q: got %T, not a %s client", k.pluginName, raw, k.family)
+		return fmt.Errorf("dispense %q: got %T, not a %s client", f.PluginName, raw, f.Name)
 	}
-	inst.conn, inst.exitedChan = conn, exited
+	inst.conn, inst.exitedChan = d.Connection()
 	return nil
 }
 
-// configure calls Describe then Configure, as every protocol requires after
-// every start of the process.
-func (inst *instance[D]) configure(ctx context.Context, k *kind[D], spec PluginSpec, timeout time.Duration) error {
+// setUp describes the process, checks its configuration and, when
+// configure is set, configures it, as every family requires after every
+// start of the process. Each call has its own timeout.
+func (inst *instance) setUp(ctx context.Context, p *process, spec PluginSpec, configure bool) error {
+	timeout := p.host.timing.setupTimeout
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	desc, err := k.describe(callCtx, inst.conn)
-	if status.Code(err) == codes.Unimplemented {
-		// go-plugin dispenses whatever the host asks for; a binary of
-		// another kind only shows itself at the first call.
-		return fmt.Errorf("describe: the plugin does not serve the %s protocol (is it a %s plugin?): %w", k.family, k.family, err)
+	if err := inst.describeAs(callCtx, p.fam); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("describe: %w", err)
+	for _, c := range inst.describe.GetCapabilities() {
+		if !slices.Contains(p.fam.Capabilities, c) {
+			p.log.Warn("the plugin declares a capability this agent does not know; ignored", "capability", c)
+		}
 	}
-	inst.describe = desc
 
 	callCtx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := k.configure(callCtx, inst.conn, spec); err != nil {
+	if err := inst.validate(callCtx, spec); err != nil {
+		return err
+	}
+	if !configure {
+		return nil
+	}
+
+	callCtx, cancel = context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := inst.configure(callCtx, p.fam, spec); err != nil {
 		return fmt.Errorf("configure: %w", err)
 	}
 	return nil
 }
 
+// describeAs calls the base protocol's Describe, or the family's own for a
+// plugin without the base, and checks that the plugin is of family f.
+func (inst *instance) describeAs(ctx context.Context, f *Family[any]) error {
+	notFamily := func(err error) error {
+		return fmt.Errorf("describe: the plugin does not serve the %s protocol (is it a %s plugin?): %w", f.Name, f.Name, err)
+	}
+	desc, err := pluginv1.NewPluginClient(inst.conn).Describe(ctx, &pluginv1.DescribeRequest{})
+	switch {
+	case err == nil:
+		inst.base = true
+		if desc.GetFamily() != f.Name {
+			return notFamily(fmt.Errorf("it says it is a %q plugin", desc.GetFamily()))
+		}
+	case status.Code(err) == codes.Unimplemented && f.Describe != nil:
+		// A plugin built before the base protocol: its family's own call.
+		desc, err = f.Describe(ctx, inst.conn)
+		if status.Code(err) == codes.Unimplemented {
+			// go-plugin dispenses whatever the host asks for; a binary of
+			// another family only shows itself at the first call.
+			return notFamily(err)
+		}
+		if err != nil {
+			return fmt.Errorf("describe: %w", err)
+		}
+	case status.Code(err) == codes.Unimplemented:
+		return notFamily(err)
+	default:
+		return fmt.Errorf("describe: %w", err)
+	}
+	inst.describe = desc
+	return nil
+}
+
+// validate asks the plugin to check spec's configuration (the base
+// protocol's ValidateConfig); its violations are a *ConfigError. A plugin
+// without the base, or without ValidateConfig, checks it in Configure only.
+func (inst *instance) validate(ctx context.Context, spec PluginSpec) error {
+	if !inst.base {
+		return nil
+	}
+	resp, err := pluginv1.NewPluginClient(inst.conn).ValidateConfig(ctx, &pluginv1.ValidateConfigRequest{Config: spec.Config, Nodes: spec.Nodes})
+	if status.Code(err) == codes.Unimplemented {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("validate config: %w", err)
+	}
+	if len(resp.GetViolations()) > 0 {
+		return &ConfigError{Plugin: spec.Name, Violations: resp.GetViolations()}
+	}
+	return nil
+}
+
+// configure calls Configure: the base protocol's, or the family's own for a
+// plugin without the base.
+func (inst *instance) configure(ctx context.Context, f *Family[any], spec PluginSpec) error {
+	if inst.base {
+		_, err := pluginv1.NewPluginClient(inst.conn).Configure(ctx, spec.configureRequest())
+		return err
+	}
+	return f.Configure(ctx, inst.conn, spec.configureRequest())
+}
+
 // check asks go-plugin's health service of the process, as Client.Ping does,
 // but bounded by a timeout: Ping would wait forever on a hung plugin.
-func (inst *instance[D]) check(ctx context.Context, timeout time.Duration) error {
+func (inst *instance) check(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_, err := grpc_health_v1.NewHealthClient(inst.conn).Check(ctx,
@@ -164,10 +253,10 @@ func (inst *instance[D]) check(ctx context.Context, timeout time.Duration) error
 }
 
 // exited is closed once the process has exited.
-func (inst *instance[D]) exited() <-chan struct{} { return inst.exitedChan }
+func (inst *instance) exited() <-chan struct{} { return inst.exitedChan }
 
 // exitError says how the process ended. Call it once exited() is closed.
-func (inst *instance[D]) exitError() error {
+func (inst *instance) exitError() error {
 	err := fmt.Errorf("plugin process %d exited", inst.pid)
 	if ps := inst.cmd.ProcessState; ps != nil {
 		err = fmt.Errorf("plugin process %d exited: %s", inst.pid, ps)
@@ -178,7 +267,7 @@ func (inst *instance[D]) exitError() error {
 // startError rewords go-plugin's start error: its first line only (the rest
 // is generic advice), and how the process ended when it ended by itself. The
 // plugin's stderr, added by the caller, usually says why.
-func (inst *instance[D]) startError(family string, err error) error {
+func (inst *instance) startError(family string, err error) error {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	if strings.HasPrefix(msg, "incompatible API version") {
 		msg = "negotiate the " + family + " protocol version: " + msg
@@ -200,7 +289,7 @@ func (inst *instance[D]) startError(family string, err error) error {
 // stop ends the process: gracefully through go-plugin (which asks the plugin
 // to shut down, waits two seconds, then kills it), or at once with SIGKILL
 // when force is set. A process that does not end in timeout is killed.
-func (inst *instance[D]) stop(force bool, timeout time.Duration) {
+func (inst *instance) stop(force bool, timeout time.Duration) {
 	proc := inst.cmd.Process // set by client.Start, which ran on this goroutine's side
 	inst.killing.Store(force)
 	if force && proc != nil {
