@@ -35,7 +35,6 @@ var RuntimeFamily = &Family[runtimev1.RuntimeClient]{
 	},
 }
 
-
 // RuntimeSpec says which runtime plugin process to run.
 type RuntimeSpec = PluginSpec
 

@@ -79,7 +79,7 @@ func checkFields(raw []byte, fields []ConfigField, strict bool) []*pluginv1.Viol
 			continue
 		}
 		if got := jsonType(v); !typeFits(got, f.Type) {
-			out = append(out, &pluginv1.Violation{Field: f.Name, Message: fmt.Sprintf("expected %s, got JSON %s", f.Type, got), Fix: fmt.Sprintf("give %s a %s value", f.Name, f.Type)})
+			out = append(out, &pluginv1.Violation{Field: f.Name, Message: fmt.Sprintf("expected %s, got JSON %s", f.Type, got), Fix: fmt.Sprintf("give %s a JSON %s", f.Name, f.Type)})
 		}
 	}
 	if strict {
