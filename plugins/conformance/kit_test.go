@@ -114,6 +114,13 @@ func TestKitReportsTheStageThatFailed(t *testing.T) {
 			why:        "no thanks",
 		},
 		{
+			name:       "config invalid",
+			cfg:        conformance.Config{PluginConfig: []byte(`{"invalid":"names no check"}`)},
+			failStage:  "configure",
+			passStages: []string{"handshake"},
+			why:        "config field checks[1].name: names no check (fix: leave invalid out)",
+		},
+		{
 			name:      "protocol version 2 only",
 			env:       "2",
 			failStage: "handshake",
