@@ -57,6 +57,8 @@ type AnyFamily interface {
 	family() *Family[any]
 }
 
+// family is f without its client type, as the host's internals keep it:
+// they never make a client.
 func (f *Family[C]) family() *Family[any] {
 	return &Family[any]{
 		Name:         f.Name,
