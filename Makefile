@@ -45,7 +45,7 @@ e2e-test:
 bench: deps build components
 	$(GO) run ./integration/bench
 	$(GO) run ./integration/bench -federation -pods 100
-	$(GO) test -run '^$$' -bench BenchmarkRuntimeCall -benchtime 2000x ./core/pluginhost
+	$(GO) test -run '^$$' -bench BenchmarkRuntimeCall -benchtime 2000x ./plugins/pluginhost
 
 # Binaries the local cluster and the integration tests run.
 components: controlplane $(BIN)/kine $(BIN)/containerd $(BIN)/registry $(BIN)/coredns cni-plugins

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 

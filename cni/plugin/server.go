@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/fedlet/fedlet/core/version"
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 	"github.com/fedlet/fedlet/plugins/sdk"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // Name is what the plugin calls itself in Describe.

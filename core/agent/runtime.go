@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,12 +12,12 @@ import (
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/members"
 	"github.com/fedlet/fedlet/core/node"
-	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/pod"
 	"github.com/fedlet/fedlet/core/podproxy"
 	"github.com/fedlet/fedlet/core/podstatus"
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // runtimeNodes is one runtime plugin process and the nodes it serves: the
@@ -88,7 +87,7 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 		return // ctx ended
 	}
 	r.mu.Lock()
-	r.wholePods = hasCapability(plugin.Describe(), runtimev1.Capability_CAPABILITY_WHOLE_PODS)
+	r.wholePods = plugin.HasCapability(runtimev1.Capability_CAPABILITY_WHOLE_PODS.String())
 	r.mu.Unlock()
 	for _, sn := range r.servedNodes() {
 		if !r.runPods(sn, plugin) {
@@ -244,10 +243,6 @@ type podController interface {
 	Run(ctx context.Context)
 	// Resync lists the runtime again: after a plugin restart.
 	Resync()
-}
-
-func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) bool {
-	return slices.Contains(d.GetCapabilities(), want)
 }
 
 // start launches the plugin, retrying until it starts or ctx ends; each

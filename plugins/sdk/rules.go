@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -41,6 +42,13 @@ type rule struct {
 // the SDK adds its rows here; a row with nodes makes its Configure one the
 // rules learn the served nodes from.
 var rules = map[string]rule{
+	// Base protocol (fedlet.plugin.v1), which every family serves: its
+	// Configure is the one the host calls, so the served nodes are learnt
+	// from it as from a family's own.
+	pluginv1.Plugin_Describe_FullMethodName:       {},
+	pluginv1.Plugin_Configure_FullMethodName:      {nodes: "nodes"},
+	pluginv1.Plugin_ValidateConfig_FullMethodName: {},
+
 	// Runtime protocol (fedlet.runtime.v1).
 	runtimev1.Runtime_Describe_FullMethodName:        {},
 	runtimev1.Runtime_Configure_FullMethodName:       {nodes: "nodes"},

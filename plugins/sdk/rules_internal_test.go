@@ -6,13 +6,14 @@ import (
 	"google.golang.org/grpc"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 // A call added to a protocol must get its row in the table, even an empty
 // one: the rules are the protocol's, not a selection.
 func TestEveryMethodHasARule(t *testing.T) {
-	for _, sd := range []grpc.ServiceDesc{runtimev1.Runtime_ServiceDesc, networkv1.Network_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{pluginv1.Plugin_ServiceDesc, runtimev1.Runtime_ServiceDesc, networkv1.Network_ServiceDesc} {
 		var names []string
 		for _, m := range sd.Methods {
 			names = append(names, m.MethodName)

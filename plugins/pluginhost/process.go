@@ -13,28 +13,30 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 )
 
-// process is a supervised plugin process of any kind. Its process may be
+// process is a supervised plugin process of any family. Its process may be
 // restarted any number of times; the connection from conn stays valid
-// throughout. Runtime and Network wrap it with their protocol's types.
-type process[D describer] struct {
+// throughout. Plugin wraps it with its family's client.
+type process struct {
 	host *Host
-	kind kind[D]
+	fam  *Family[any]
 	spec PluginSpec
 	log  *slog.Logger
 	done chan struct{}
 	// callTimeout bounds each unary call that has no deadline of its own.
 	callTimeout time.Duration
 
-	cur     atomic.Pointer[instance[D]] // nil while no process is ready
+	cur     atomic.Pointer[instance] // nil while no process is ready
 	stopped atomic.Bool
 
 	mu       sync.Mutex
 	specGen  uint64 // counts the spec's changes (reconfigure)
-	describe D
-	state    PluginEvent[D] // the last event: Started while up, Down otherwise
-	subs     map[int]chan PluginEvent[D]
+	describe *pluginv1.DescribeResponse
+	state    PluginEvent // the last event: Started while up, Down otherwise
+	subs     map[int]chan PluginEvent
 	nextSub  int
 	closed   bool // no more events: subscribers' channels are closed
 }
@@ -43,17 +45,17 @@ type process[D describer] struct {
 // Configure, and returns once that first start succeeded; otherwise it
 // returns why it failed, with the plugin's last stderr lines. From then on a
 // goroutine owned by ctx supervises the process (supervise.go).
-func startProcess[D describer](ctx context.Context, h *Host, k kind[D], spec PluginSpec) (*process[D], error) {
+func startProcess(ctx context.Context, h *Host, f *Family[any], spec PluginSpec) (*process, error) {
 	if spec.Name == "" || spec.Plugin == "" {
-		return nil, fmt.Errorf("start %s plugin: name (%q) and plugin binary (%q) are both required", k.family, spec.Name, spec.Plugin)
+		return nil, fmt.Errorf("start %s plugin: name (%q) and plugin binary (%q) are both required", f.Name, spec.Name, spec.Plugin)
 	}
-	p := &process[D]{
+	p := &process{
 		host: h,
-		kind: k,
+		fam:  f,
 		spec: spec,
 		log:  h.log.With("plugin", spec.Name),
 		done: make(chan struct{}),
-		subs: map[int]chan PluginEvent[D]{},
+		subs: map[int]chan PluginEvent{},
 
 		callTimeout: spec.CallTimeout,
 	}
@@ -62,7 +64,7 @@ func startProcess[D describer](ctx context.Context, h *Host, k kind[D], spec Plu
 	}
 	inst, err := p.launch(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("start %s plugin %s: %w", k.family, spec.Name, err)
+		return nil, fmt.Errorf("start %s plugin %s: %w", f.Name, spec.Name, err)
 	}
 	p.setUp(inst)
 	go p.supervise(ctx, inst)
@@ -71,7 +73,7 @@ func startProcess[D describer](ctx context.Context, h *Host, k kind[D], spec Plu
 
 // currentSpec is the spec the next start configures the process with, and
 // its generation.
-func (p *process[D]) currentSpec() (PluginSpec, uint64) {
+func (p *process) currentSpec() (PluginSpec, uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.spec, p.specGen
@@ -79,7 +81,7 @@ func (p *process[D]) currentSpec() (PluginSpec, uint64) {
 
 // reconfigure changes the nodes of the spec and configures the process
 // that is up with them. One that is not up gets them at its start.
-func (p *process[D]) reconfigure(ctx context.Context, nodes []string, settings map[string]map[string][]byte) error {
+func (p *process) reconfigure(ctx context.Context, nodes []string, settings map[string]map[string][]byte) error {
 	p.mu.Lock()
 	p.spec.Nodes, p.spec.NodeSettings = nodes, settings
 	p.specGen++
@@ -91,7 +93,7 @@ func (p *process[D]) reconfigure(ctx context.Context, nodes []string, settings m
 	}
 	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.setupTimeout)
 	defer cancel()
-	if err := p.kind.configure(callCtx, inst.conn, spec); err != nil {
+	if err := inst.configure(callCtx, p.fam, spec); err != nil {
 		return fmt.Errorf("configure plugin %s with nodes %v: %w", spec.Name, nodes, err)
 	}
 	return nil
@@ -99,20 +101,20 @@ func (p *process[D]) reconfigure(ctx context.Context, nodes []string, settings m
 
 // catchUp configures a process that was launched with an older spec than
 // the current one: reconfigure ran while it was starting.
-func (p *process[D]) catchUp(ctx context.Context, inst *instance[D]) {
+func (p *process) catchUp(ctx context.Context, inst *instance) {
 	spec, gen := p.currentSpec()
 	if gen == inst.specGen {
 		return
 	}
 	callCtx, cancel := context.WithTimeout(ctx, p.host.timing.setupTimeout)
 	defer cancel()
-	if err := p.kind.configure(callCtx, inst.conn, spec); err != nil {
+	if err := inst.configure(callCtx, p.fam, spec); err != nil {
 		p.log.Error("configure the restarted plugin with its current nodes", "nodes", spec.Nodes, "err", err)
 	}
 }
 
 // Describe returns what the plugin said of itself at its last start.
-func (p *process[D]) Describe() D {
+func (p *process) Describe() *pluginv1.DescribeResponse {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return proto.CloneOf(p.describe)
@@ -120,7 +122,7 @@ func (p *process[D]) Describe() D {
 
 // State says whether the process is up, with a reason (one of the Reason
 // constants) and a message for humans.
-func (p *process[D]) State() (up bool, reason, message string) {
+func (p *process) State() (up bool, reason, message string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.state.Kind == Started, p.state.Reason, p.state.Message
@@ -128,16 +130,16 @@ func (p *process[D]) State() (up bool, reason, message string) {
 
 // Done is closed once the plugin has stopped for good: its context ended,
 // its process is gone and its supervisor has returned.
-func (p *process[D]) Done() <-chan struct{} { return p.done }
+func (p *process) Done() <-chan struct{} { return p.done }
 
 // conn returns the connection every client of the plugin is built on.
-func (p *process[D]) conn() grpc.ClientConnInterface { return forwardConn[D]{p} }
+func (p *process) conn() grpc.ClientConnInterface { return forwardConn{p} }
 
 // forwardConn sends each call to the process that is up at that moment, so
 // that callers never hold a connection to a dead process.
-type forwardConn[D describer] struct{ p *process[D] }
+type forwardConn struct{ p *process }
 
-func (f forwardConn[D]) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+func (f forwardConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	inst, err := f.p.current()
 	if err != nil {
 		return err
@@ -163,7 +165,7 @@ func (f forwardConn[D]) Invoke(ctx context.Context, method string, args, reply a
 	return err
 }
 
-func (f forwardConn[D]) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+func (f forwardConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	inst, err := f.p.current()
 	if err != nil {
 		return nil, err
@@ -171,7 +173,7 @@ func (f forwardConn[D]) NewStream(ctx context.Context, desc *grpc.StreamDesc, me
 	return inst.conn.NewStream(ctx, desc, method, opts...)
 }
 
-func (p *process[D]) current() (*instance[D], error) {
+func (p *process) current() (*instance, error) {
 	if inst := p.cur.Load(); inst != nil {
 		return inst, nil
 	}
@@ -182,14 +184,14 @@ func (p *process[D]) current() (*instance[D], error) {
 }
 
 // setUp publishes a started and configured process.
-func (p *process[D]) setUp(inst *instance[D]) {
+func (p *process) setUp(inst *instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.describe = inst.describe
 	p.cur.Store(inst)
 	name, version := inst.describe.GetName(), inst.describe.GetVersion()
 	p.log.Info("plugin started", "pid", inst.pid, "protocol", inst.version, "name", name, "version", version)
-	p.broadcast(PluginEvent[D]{
+	p.broadcast(PluginEvent{
 		Kind:     Started,
 		Reason:   ReasonRunning,
 		Message:  fmt.Sprintf("plugin %s %s is running as pid %d", name, version, inst.pid),
@@ -198,7 +200,7 @@ func (p *process[D]) setUp(inst *instance[D]) {
 }
 
 // setDown withdraws the process from callers and tells subscribers why.
-func (p *process[D]) setDown(reason string, err error) {
+func (p *process) setDown(reason string, err error) {
 	if reason == ReasonStopped {
 		p.stopped.Store(true)
 	}
@@ -214,5 +216,5 @@ func (p *process[D]) setDown(reason string, err error) {
 	} else {
 		p.log.Warn("plugin down", "reason", reason, "error", msg)
 	}
-	p.broadcast(PluginEvent[D]{Kind: Down, Reason: reason, Message: msg, Err: err})
+	p.broadcast(PluginEvent{Kind: Down, Reason: reason, Message: msg, Err: err})
 }

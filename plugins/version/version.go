@@ -2,7 +2,7 @@
 package version
 
 // Version is fedlet's own version, set at build time with
-// -ldflags "-X github.com/fedlet/fedlet/core/version.Version=...".
+// -ldflags "-X github.com/fedlet/fedlet/plugins/version.Version=...".
 var Version = "0.1.0-dev"
 
 // Kubelet is what fedlet's Nodes report as nodeInfo.kubeletVersion: the

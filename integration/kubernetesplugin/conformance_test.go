@@ -1,4 +1,4 @@
-package kubernetes_test
+package kubernetesplugin_test
 
 import (
 	"context"

@@ -1,13 +1,17 @@
 // Package pluginhost finds, pins (SHA-256), launches (go-plugin over gRPC,
-// AutoMTLS), health-checks and restarts the agent's plugin processes.
+// AutoMTLS), health-checks and restarts plugin processes, for the agent and
+// for plugin authors' tests (the conformance kit): it imports nothing of
+// the agent.
 //
 // A Host holds where plugin binaries live and which checksums pin them.
-// StartRuntime launches one runtime plugin process and supervises it for as
-// long as its context lives; the Runtime it returns gives one client that
-// stays valid across restarts of the process. StartNetwork does the same for
-// a network plugin. Every kind of plugin shares the launch, supervision,
-// events and forwarding client (process.go); a kind's own file (runtime.go,
-// network.go) only says how its protocol is dispensed and configured.
+// Start launches one plugin process of a Family and supervises it for as
+// long as its context lives; the Plugin it returns gives one client of the
+// family's service that stays valid across restarts of the process.
+// StartRuntime and StartNetwork are Start with RuntimeFamily and
+// NetworkFamily. Every family shares the launch, the base protocol
+// (describe, validate, configure), supervision, events and the forwarding
+// client (process.go, instance.go); a family's own file (runtime.go,
+// network.go) is one declaration of what differs.
 package pluginhost
 
 import (

@@ -15,10 +15,12 @@ import (
 )
 
 // testPluginName is the file name the test runtime plugin is built under,
-// testNetworkName the test network plugin's.
+// testNetworkName the test network plugin's, testFamilyName the plugin's of
+// a family registered by the tests.
 const (
 	testPluginName  = "fedlet-testplugin"
 	testNetworkName = "testnetwork"
+	testFamilyName  = "testfamily"
 )
 
 // testPluginDir holds the test plugin binaries, built once by TestMain.
@@ -31,8 +33,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testPluginDir = dir
-	// One go build makes both, named after their directories.
-	out, err := exec.Command("go", "build", "-o", dir+"/", "./testdata/testplugin", "./testdata/"+testNetworkName).CombinedOutput()
+	// One go build makes them all, named after their directories.
+	out, err := exec.Command("go", "build", "-o", dir+"/", "./testdata/testplugin", "./testdata/"+testNetworkName, "./testdata/"+testFamilyName).CombinedOutput()
 	if err == nil {
 		err = os.Rename(filepath.Join(dir, "testplugin"), filepath.Join(dir, testPluginName))
 	}

@@ -1,4 +1,4 @@
-package kubernetes_test
+package kubernetesplugin_test
 
 import (
 	"context"
@@ -24,8 +24,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/integration/cluster"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )

@@ -380,7 +380,7 @@ func TestStopWhenContextEnds(t *testing.T) {
 }
 
 func TestClientUnavailableWhileNoProcess(t *testing.T) {
-	p := &process[*runtimev1.DescribeResponse]{spec: RuntimeSpec{Name: "x"}}
+	p := &process{spec: RuntimeSpec{Name: "x"}}
 	r := &Runtime{proc: p, client: runtimev1.NewRuntimeClient(p.conn())}
 	_, err := r.Client().Describe(context.Background(), &runtimev1.DescribeRequest{})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "plugin x is restarting") {

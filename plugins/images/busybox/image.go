@@ -69,7 +69,7 @@ func ImageFrom(path string) (v1.Image, error) {
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: epoch},
-			CreatedBy: "fedlet integration/busybox from " + path,
+			CreatedBy: "fedlet plugins/images/busybox from " + path,
 		},
 	})
 	if err != nil {

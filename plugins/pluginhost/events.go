@@ -1,5 +1,7 @@
 package pluginhost
 
+import pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
+
 // EventKind says what happened to a plugin process.
 type EventKind int
 
@@ -35,9 +37,8 @@ const (
 )
 
 // PluginEvent tells a subscriber of a change of a supervised plugin's
-// state. D is the plugin protocol's DescribeResponse: Event for runtime
-// plugins, NetworkEvent for network plugins.
-type PluginEvent[D any] struct {
+// state, whatever its family.
+type PluginEvent struct {
 	Kind EventKind
 	// Reason is one of the Reason constants; Message says more, for humans.
 	Reason  string
@@ -45,7 +46,7 @@ type PluginEvent[D any] struct {
 	// Err is why the process is down (Down only; nil when stopped).
 	Err error
 	// Describe is what the plugin said of itself (Started only).
-	Describe D
+	Describe *pluginv1.DescribeResponse
 }
 
 // subscriberBuffer is how many events a slow subscriber may fall behind
@@ -57,10 +58,10 @@ const subscriberBuffer = 8
 // subscription. Delivery never waits for the subscriber: one that falls
 // behind loses its oldest events, never the newest. The channel is closed
 // after cancel, or after the final Down once the plugin has stopped.
-func (p *process[D]) Subscribe() (<-chan PluginEvent[D], func()) {
+func (p *process) Subscribe() (<-chan PluginEvent, func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ch := make(chan PluginEvent[D], subscriberBuffer)
+	ch := make(chan PluginEvent, subscriberBuffer)
 	ch <- p.state
 	if p.closed {
 		close(ch)
@@ -81,7 +82,7 @@ func (p *process[D]) Subscribe() (<-chan PluginEvent[D], func()) {
 
 // broadcast records ev as the current state and offers it to every
 // subscriber. Callers hold p.mu.
-func (p *process[D]) broadcast(ev PluginEvent[D]) {
+func (p *process) broadcast(ev PluginEvent) {
 	p.state = ev
 	for _, ch := range p.subs {
 		offer(ch, ev)
@@ -105,7 +106,7 @@ func offer[E any](ch chan E, ev E) {
 }
 
 // closeSubscribers ends every subscription; no event follows.
-func (p *process[D]) closeSubscribers() {
+func (p *process) closeSubscribers() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true

@@ -4,11 +4,16 @@
 // Environment:
 //
 //	TESTPLUGIN_EXIT_AT_START=<code>  write a line to stderr and exit with code before serving
-//	TESTPLUGIN_PROTOCOL=<version>    offer only this runtime protocol version
+//	TESTPLUGIN_PROTOCOL=<version>    offer only this runtime protocol version, and
+//	                                 no base protocol, as a plugin built before it
 //
 // Configure's JSON config:
 //
 //	{"failConfigure": "why"}  Configure fails with that message
+//	{"invalid": "why"}        ValidateConfig answers a violation of the
+//	                          field "checks[1].name" with that message
+//	{"greeting": 3}           ValidateConfig answers that greeting is no
+//	                          string (the SDK's check of the described fields)
 //
 // Configure logs a record with slog and prints a line to stdout.
 //
@@ -51,6 +56,29 @@ type testRuntime struct {
 
 type testConfig struct {
 	FailConfigure string `json:"failConfigure"`
+	Invalid       string `json:"invalid"`
+}
+
+// description is the plugin's base description: its fields, and a
+// validation that refuses "invalid".
+var description = sdk.Description{
+	Config: []sdk.ConfigField{
+		{Name: "greeting", Type: sdk.TypeString, Description: "a word the plugin keeps"},
+		{Name: "failConfigure", Type: sdk.TypeString, Description: "makes Configure fail with this message"},
+		{Name: "invalid", Type: sdk.TypeString, Description: "makes ValidateConfig answer a violation with this message"},
+	},
+	Validate: func(config []byte, _ []string) error {
+		var cfg testConfig
+		if len(config) > 0 {
+			if err := json.Unmarshal(config, &cfg); err != nil {
+				return err
+			}
+		}
+		if cfg.Invalid != "" {
+			return &sdk.ConfigError{Field: "checks[1].name", Message: cfg.Invalid, Fix: "leave invalid out"}
+		}
+		return nil
+	},
 }
 
 func (r testRuntime) Configure(ctx context.Context, req *runtimev1.ConfigureRequest) (*runtimev1.ConfigureResponse, error) {
@@ -124,5 +152,5 @@ func main() {
 		})
 		return
 	}
-	sdk.ServeRuntime(impl, sdk.WithoutRequestRules())
+	sdk.ServeRuntime(impl, sdk.WithoutRequestRules(), sdk.WithDescription(description))
 }

@@ -9,7 +9,7 @@ import (
 // supervise watches the process until it goes down, then restarts it with
 // exponential backoff, until ctx ends. It owns every instance after the
 // first, and stops the last one before closing p.done.
-func (p *process[D]) supervise(ctx context.Context, inst *instance[D]) {
+func (p *process) supervise(ctx context.Context, inst *instance) {
 	defer close(p.done)
 	defer p.closeSubscribers()
 	t := p.host.timing
@@ -50,7 +50,7 @@ func (p *process[D]) supervise(ctx context.Context, inst *instance[D]) {
 
 // watch returns when the process exits, fails its health checks
 // healthFailures times in a row, or ctx ends, with the reason.
-func (p *process[D]) watch(ctx context.Context, inst *instance[D]) (reason string, err error) {
+func (p *process) watch(ctx context.Context, inst *instance) (reason string, err error) {
 	t := p.host.timing
 	tick := time.NewTicker(t.healthInterval)
 	defer tick.Stop()
