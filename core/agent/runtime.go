@@ -3,12 +3,9 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -16,13 +13,13 @@ import (
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/members"
 	"github.com/fedlet/fedlet/core/node"
-	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/pod"
 	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/podproxy"
 	"github.com/fedlet/fedlet/core/podstatus"
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // runtimeNodes is one runtime plugin process and the nodes it serves: the
@@ -96,7 +93,7 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 		return // ctx ended
 	}
 	r.mu.Lock()
-	r.wholePods = hasCapability(plugin.Describe(), runtimev1.Capability_CAPABILITY_WHOLE_PODS)
+	r.wholePods = plugin.HasCapability(runtimev1.Capability_CAPABILITY_WHOLE_PODS.String())
 	r.mu.Unlock()
 	for _, sn := range r.servedNodes() {
 		if !r.runPods(sn, plugin) {
@@ -272,15 +269,11 @@ type podController interface {
 	Strategy() podcontroller.Strategy
 }
 
-func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) bool {
-	return slices.Contains(d.GetCapabilities(), want)
-}
-
 // start launches the plugin, retrying until it starts or ctx ends; each
 // failure is reported on the nodes.
 func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host) *pluginhost.Runtime {
-	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Minute, Steps: 1 << 30}
-	for {
+	var started *pluginhost.Runtime
+	retryStart(ctx, func(ctx context.Context) bool {
 		plugin, err := host.StartRuntime(ctx, r.spec)
 		r.mu.Lock()
 		r.plugin, r.startErr = plugin, err
@@ -288,16 +281,14 @@ func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host) *plugin
 		for _, sn := range r.servedNodes() {
 			sn.node.Poke()
 		}
-		if err == nil {
-			return plugin
+		if err != nil {
+			r.log.Error("start runtime plugin", "err", err)
+			return false
 		}
-		r.log.Error("start runtime plugin", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff.Step()):
-		}
-	}
+		started = plugin
+		return true
+	})
+	return started
 }
 
 // Client implements node.Backend.

@@ -3,15 +3,13 @@ package pod
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
-	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/streams"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -44,38 +42,11 @@ func (c containerExec) sync(ctx context.Context, pod *corev1.Pod, container stri
 // code and its output, each stream bounded. Hooks and exec probes run
 // through it.
 func (c containerExec) run(ctx context.Context, uid types.UID, container string, cmd []string) (code int32, stdout, stderr string, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.runtime.Exec(ctx)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("exec in container %s: %w", container, err)
-	}
-	start := &runtimev1.ExecStart{Node: c.node, PodUid: string(uid), Container: container, Command: cmd}
-	if err := stream.Send(&runtimev1.ExecRequest{Request: &runtimev1.ExecRequest_Start{Start: start}}); err != nil {
-		return 0, "", "", fmt.Errorf("exec in container %s: %w", container, err)
-	}
-	_ = stream.CloseSend()
 	var out, errOut boundedBuffer
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return 0, out.String(), errOut.String(), errors.New("the runtime ended the exec without an exit code")
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0, out.String(), errOut.String(), ctx.Err()
-			}
-			return 0, out.String(), errOut.String(), errors.New(status.Convert(err).Message())
-		}
-		switch r := resp.Response.(type) {
-		case *runtimev1.ExecResponse_Stdout:
-			_, _ = out.Write(r.Stdout)
-		case *runtimev1.ExecResponse_Stderr:
-			_, _ = errOut.Write(r.Stderr)
-		case *runtimev1.ExecResponse_ExitCode:
-			return r.ExitCode, out.String(), errOut.String(), nil
-		}
-	}
+	start := &runtimev1.ExecStart{Node: c.node, PodUid: string(uid), Container: container, Command: cmd}
+	// The runtime's errors name the container already.
+	code, err = streams.Exec(ctx, c.runtime, start, nil, &out, &errOut)
+	return code, out.String(), errOut.String(), err
 }
 
 // boundedBuffer keeps the first hookOutputLimit bytes written to it.

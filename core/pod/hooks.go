@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/fedlet/fedlet/core/podcontroller"
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // hookRunner runs containers' lifecycle handlers (exec, httpGet, sleep) as

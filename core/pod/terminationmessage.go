@@ -2,8 +2,6 @@ package pod
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -11,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/streams"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -86,27 +85,26 @@ func needsLogMessage(st *runtimev1.ContainerStatus) bool {
 func (c *terminationMessages) logTail(ctx context.Context, uid types.UID, container string, previous bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, logReadTimeout)
 	defer cancel()
-	stream, err := c.runtime.ContainerLogs(ctx, &runtimev1.ContainerLogsRequest{
+	var tail tailBuffer
+	err := streams.Logs(ctx, c.runtime, &runtimev1.ContainerLogsRequest{
 		Node: c.node, PodUid: string(uid), Container: container,
 		TailLines: logMessageLines, Previous: previous, Follow: !previous,
-	})
+	}, &tail)
 	if err != nil {
 		return "", err
 	}
-	var tail []byte
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return string(tail), nil
-		}
-		if err != nil {
-			return "", err
-		}
-		tail = append(tail, chunk.Data...)
-		if len(tail) > logMessageBytes {
-			tail = append(tail[:0], tail[len(tail)-logMessageBytes:]...)
-		}
+	return string(tail), nil
+}
+
+// tailBuffer keeps the last logMessageBytes written to it.
+type tailBuffer []byte
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	if len(*b) > logMessageBytes {
+		*b = append((*b)[:0], (*b)[len(*b)-logMessageBytes:]...)
 	}
+	return len(p), nil
 }
 
 func (c *terminationMessages) has(uid types.UID, id string) bool {

@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 )
 
 // Restarts of the plugin process.
