@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc/status"
 )
@@ -31,6 +32,11 @@ func (e runtimeError) GRPCStatus() *status.Status { return e.st }
 func fromRuntime(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	// The runtime learns the deadline too, and its side may end the stream
+	// a moment before this side's timer fires.
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
 	}
 	return runtimeError{st: status.Convert(err)}
 }
