@@ -11,5 +11,5 @@ import (
 )
 
 func main() {
-	sdk.ServeNetwork(plugin.New(nil))
+	sdk.ServeNetwork(plugin.New(nil), sdk.WithDescription(plugin.Description()))
 }

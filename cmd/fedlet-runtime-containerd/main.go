@@ -20,5 +20,5 @@ func main() {
 	}
 	b := containerd.New(containerd.Options{})
 	defer b.Close()
-	sdk.ServeRuntime(b)
+	sdk.ServeRuntime(b, sdk.WithDescription(containerd.Description()))
 }

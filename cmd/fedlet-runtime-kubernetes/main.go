@@ -12,5 +12,5 @@ import (
 func main() {
 	b := kubernetes.New(kubernetes.Options{})
 	defer b.Close()
-	sdk.ServeRuntime(b)
+	sdk.ServeRuntime(b, sdk.WithDescription(kubernetes.Description()))
 }

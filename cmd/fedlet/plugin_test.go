@@ -27,7 +27,7 @@ func conform(t *testing.T, args ...string) (string, error) {
 // command's error says how many failed.
 func TestPluginConform(t *testing.T) {
 	plugin := filepath.Join(t.TempDir(), "testplugin")
-	if out, err := exec.Command("go", "build", "-o", plugin, "../../core/pluginhost/testdata/testplugin").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", plugin, "../../plugins/pluginhost/testdata/testplugin").CombinedOutput(); err != nil {
 		t.Fatalf("build the test plugin: %v\n%s", err, out)
 	}
 

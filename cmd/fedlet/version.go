@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 func newVersionCommand() *cobra.Command {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // cleanupTimeout bounds a DEL that undoes a failed ADD: it runs even when
@@ -39,11 +40,8 @@ func (s *Server) Add(ctx context.Context, req *networkv1.AddRequest) (*networkv1
 		return nil, err
 	}
 	log := s.logger().With("node", n.name, "pod", podName(req.GetPod()), "container", key.containerID, "ifname", key.ifname)
-	if req.GetNetnsPath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "netns_path is empty")
-	}
 	if _, err := os.Stat(req.GetNetnsPath()); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "netns_path %s: %v", req.GetNetnsPath(), err)
+		return nil, sdk.InvalidArgument("netns_path", fmt.Sprintf("%s: %v", req.GetNetnsPath(), err))
 	}
 	list, prob := loadConflist(cfg)
 	if prob == nil {
@@ -272,10 +270,10 @@ func recordOf(a *libcni.NetworkAttachment) *record {
 // attachmentOf checks an attachment's identity as libcni will.
 func attachmentOf(a *networkv1.Attachment) (attachmentKey, error) {
 	if e := utils.ValidateContainerID(a.GetContainerId()); e != nil {
-		return attachmentKey{}, status.Errorf(codes.InvalidArgument, "attachment.container_id %q: %v", a.GetContainerId(), e)
+		return attachmentKey{}, sdk.InvalidArgument("attachment.container_id", fmt.Sprintf("%q: %v", a.GetContainerId(), e))
 	}
 	if e := utils.ValidateInterfaceName(a.GetIfname()); e != nil {
-		return attachmentKey{}, status.Errorf(codes.InvalidArgument, "attachment.ifname %q: %v", a.GetIfname(), e)
+		return attachmentKey{}, sdk.InvalidArgument("attachment.ifname", fmt.Sprintf("%q: %v", a.GetIfname(), e))
 	}
 	return attachmentKey{a.GetContainerId(), a.GetIfname()}, nil
 }
@@ -301,13 +299,13 @@ func capabilityArgs(req *networkv1.AddRequest, list *libcni.NetworkConfigList, s
 	caps := map[string]any{}
 	if pms := req.GetPortMappings(); len(pms) > 0 {
 		if !hasCapability(list, "portMappings") {
-			return nil, status.Errorf(codes.InvalidArgument,
-				"port_mappings: no plugin of CNI network %q has the portMappings capability, so host ports cannot be published", list.Name)
+			return nil, sdk.InvalidArgument("port_mappings", fmt.Sprintf(
+				"no plugin of CNI network %q has the portMappings capability, so host ports cannot be published", list.Name))
 		}
 		var out []map[string]any
 		for i, pm := range pms {
 			if pm.GetHostPort() <= 0 || pm.GetHostPort() > 65535 || pm.GetContainerPort() <= 0 || pm.GetContainerPort() > 65535 {
-				return nil, status.Errorf(codes.InvalidArgument, "port_mappings[%d]: ports %d -> %d out of range", i, pm.GetHostPort(), pm.GetContainerPort())
+				return nil, sdk.InvalidArgument(fmt.Sprintf("port_mappings[%d]", i), fmt.Sprintf("ports %d -> %d out of range", pm.GetHostPort(), pm.GetContainerPort()))
 			}
 			proto := strings.ToLower(pm.GetProtocol())
 			if proto == "" {
@@ -327,7 +325,7 @@ func capabilityArgs(req *networkv1.AddRequest, list *libcni.NetworkConfigList, s
 			var ranges []map[string]string
 			for j, r := range set.GetRanges() {
 				if r.GetSubnet() == "" {
-					return nil, status.Errorf(codes.InvalidArgument, "ip_ranges[%d].ranges[%d].subnet is empty", i, j)
+					return nil, sdk.InvalidArgument(fmt.Sprintf("ip_ranges[%d].ranges[%d].subnet", i, j), "must be set")
 				}
 				m := map[string]string{"subnet": r.GetSubnet()}
 				if sharedSubnet != "" {

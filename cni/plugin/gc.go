@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // GC removes every attachment of the node that is not in the valid list.
@@ -40,7 +41,7 @@ func (s *Server) GC(ctx context.Context, req *networkv1.GCRequest) (*networkv1.G
 	for i, a := range req.GetValidAttachments() {
 		key, err := attachmentOf(a)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "valid_attachments[%d]: %v", i, status.Convert(err).Message())
+			return nil, sdk.InvalidArgument(fmt.Sprintf("valid_attachments[%d]", i), status.Convert(err).Message())
 		}
 		valid[key] = true
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 )
 

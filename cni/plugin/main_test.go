@@ -16,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
+	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 
 // pluginDir holds fedlet-network-cni, built once by TestMain from this tree.
@@ -42,14 +43,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// missing fails the test under CI, where everything must be there, and
-// skips it elsewhere.
+// missing fails the test, or skips it if the developer opted out
+// (testenv.SkipMissingEnv).
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Missing(t, format, args...)
 }
 
 // requireNetAdmin checks what the tests that build real networks need: root,

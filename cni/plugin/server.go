@@ -15,8 +15,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/fedlet/fedlet/core/version"
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // Name is what the plugin calls itself in Describe.
@@ -144,11 +145,13 @@ func (s *Server) node(name string) (*node, Config, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.nodes == nil {
-		return nil, Config{}, status.Error(codes.FailedPrecondition, "the network plugin is not configured")
+		return nil, Config{}, sdk.NotConfigured()
 	}
+	// A Configure that named no nodes serves none: the SDK's request rules
+	// leave that case to the plugin.
 	n, ok := s.nodes[name]
 	if !ok {
-		return nil, Config{}, status.Errorf(codes.NotFound, "node %q is not served by this network plugin", name)
+		return nil, Config{}, sdk.NodeNotServed(name)
 	}
 	return n, s.cfg, nil
 }

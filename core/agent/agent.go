@@ -21,9 +21,10 @@ import (
 
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/nodeapi"
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/podstatus"
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // Client rate limits: high enough that a hundred pods starting at once do
@@ -50,6 +51,9 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("plugin host: %w", err)
 	}
+	if err := checkPluginConfigs(ctx, host, cfg, log); err != nil {
+		return err
+	}
 	_, portText, _ := net.SplitHostPort(cfg.NodeAPI.Address)
 	port, _ := strconv.Atoi(portText) // validated with the config
 
@@ -62,6 +66,11 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { statuses.Run(ctx, statusWorkers) })
+	// One informer of each cluster-wide kind for all nodes (N nodes would
+	// keep N copies of every Service otherwise).
+	cluster := podcontroller.ClusterInformers(client)
+	cluster.Start(ctx.Done())
+	defer cluster.Shutdown()
 
 	networks := map[string]*networkProcess{}
 	for _, nc := range cfg.Networks {
@@ -69,12 +78,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			log.Warn("network serves no node; not started", "plugin", nc.Name)
 			continue
 		}
-		var names []string
-		for _, n := range cfg.Nodes {
-			if n.Network == nc.Name {
-				names = append(names, n.Name)
-			}
-		}
+		names := networkNodes(cfg, nc.Name)
 		p := &networkProcess{
 			spec:    pluginhost.NetworkSpec{Name: nc.Name, Plugin: nc.Plugin, Config: nc.Config, Nodes: names, CallTimeout: nc.Timeout()},
 			log:     log.With("plugin", nc.Name),
@@ -106,6 +110,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 			nodeAPIPort:   int32(port),
 			agentAddress:  advertiseAddress(cfg.NodeAPI),
 			client:        client,
+			cluster:       cluster,
 			statuses:      statuses,
 			recorder: func(node string) record.EventRecorder {
 				return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fedlet", Host: node})

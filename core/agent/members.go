@@ -9,7 +9,7 @@ import (
 
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/members"
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 )
 
 // setMembers makes the served members the set given: the virtual nodes of

@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/status"
-	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 )
 
@@ -33,23 +32,18 @@ type networkProcess struct {
 // run starts the plugin, retrying until it starts or ctx ends; the host
 // supervises it from then on.
 func (p *networkProcess) run(ctx context.Context, host *pluginhost.Host) {
-	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Minute, Steps: 1 << 30}
-	for {
+	retryStart(ctx, func(ctx context.Context) bool {
 		plugin, err := host.StartNetwork(ctx, p.spec)
 		p.mu.Lock()
 		p.plugin, p.startErr = plugin, err
 		p.mu.Unlock()
-		if err == nil {
-			close(p.started)
-			return
+		if err != nil {
+			p.log.Error("start network plugin", "err", err)
+			return false
 		}
-		p.log.Error("start network plugin", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff.Step()):
-		}
-	}
+		close(p.started)
+		return true
+	})
 }
 
 // client waits until the plugin has started once and returns its client,

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/fedlet/fedlet/core/nodeapi"
+	"github.com/fedlet/fedlet/core/streams"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -87,22 +88,11 @@ func (r *nodeRegistry) ContainerLogs(ctx context.Context, namespace, name string
 	case opts.SinceSeconds != nil:
 		req.SinceUnixNano = nowMinusSeconds(*opts.SinceSeconds)
 	}
-	stream, err := n.runtime.ContainerLogs(ctx, req)
-	if err != nil {
-		return logsError(namespace, name, opts.Container, err)
+	err := streams.Logs(ctx, n.runtime, req, w)
+	if err == nil || errors.Is(err, streams.ErrOutputClosed) {
+		return err
 	}
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return logsError(namespace, name, opts.Container, err)
-		}
-		if _, err := w.Write(chunk.Data); err != nil {
-			return err
-		}
-	}
+	return logsError(namespace, name, opts.Container, err)
 }
 
 func logsError(namespace, name, container string, err error) error {

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"google.golang.org/grpc/status"
-
 	"github.com/fedlet/fedlet/core/nodeapi"
+	"github.com/fedlet/fedlet/core/streams"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -20,31 +19,10 @@ func (r *nodeRegistry) PortForward(ctx context.Context, namespace, name string, 
 	if !ok {
 		return fmt.Errorf("pod %s/%s on this agent: %w", namespace, name, nodeapi.ErrNotFound)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := n.runtime.PortForward(ctx)
-	if err != nil {
-		return fmt.Errorf("forward port %d of %s/%s: %w", port, namespace, name, err)
-	}
 	start := &runtimev1.PortForwardStart{Node: n.name, PodUid: uid, Port: port}
-	if err := stream.Send(&runtimev1.PortForwardRequest{Request: &runtimev1.PortForwardRequest_Start{Start: start}}); err != nil {
-		return fmt.Errorf("forward port %d of %s/%s: %w", port, namespace, name, err)
+	err := streams.PortForward(ctx, n.runtime, start, conn)
+	if err == nil || errors.Is(err, streams.ErrOutputClosed) {
+		return nil // the connection closed, on either side
 	}
-	go pumpStdin(conn, func(data []byte) error {
-		return stream.Send(&runtimev1.PortForwardRequest{Request: &runtimev1.PortForwardRequest_Data{Data: data}})
-	}, func() {
-		_ = stream.Send(&runtimev1.PortForwardRequest{Request: &runtimev1.PortForwardRequest_DataDone{DataDone: true}})
-	})
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("forward port %d of %s/%s: %s", port, namespace, name, status.Convert(err).Message())
-		}
-		if _, err := conn.Write(resp.GetData()); err != nil {
-			return nil // the client went away
-		}
-	}
+	return fmt.Errorf("forward port %d of %s/%s: %w", port, namespace, name, err)
 }

@@ -3,24 +3,23 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/fedlet/fedlet/core/config"
 	"github.com/fedlet/fedlet/core/members"
 	"github.com/fedlet/fedlet/core/node"
-	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/core/pod"
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/podproxy"
 	"github.com/fedlet/fedlet/core/podstatus"
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // runtimeNodes is one runtime plugin process and the nodes it serves: the
@@ -42,6 +41,10 @@ type runtimeNodes struct {
 	dns          dnsSettings
 	volumeDir    string                     // where pods' volumes are made
 	networks     map[string]*networkProcess // by name, as nodes[].network names them
+
+	// cluster is the agent's one factory of cluster-wide informers
+	// (Services), started once and shared by every node's pod controller.
+	cluster informers.SharedInformerFactory
 
 	mu       sync.Mutex
 	plugin   *pluginhost.Runtime
@@ -90,7 +93,7 @@ func (r *runtimeNodes) run(ctx context.Context, host *pluginhost.Host) {
 		return // ctx ended
 	}
 	r.mu.Lock()
-	r.wholePods = hasCapability(plugin.Describe(), runtimev1.Capability_CAPABILITY_WHOLE_PODS)
+	r.wholePods = plugin.HasCapability(runtimev1.Capability_CAPABILITY_WHOLE_PODS.String())
 	r.mu.Unlock()
 	for _, sn := range r.servedNodes() {
 		if !r.runPods(sn, plugin) {
@@ -159,7 +162,7 @@ func (r *runtimeNodes) runPods(sn *servedNode, plugin *pluginhost.Runtime) bool 
 	sn.pods = pc
 	ready, seen := r.ready[sn.cfg.Name]
 	r.mu.Unlock()
-	if l, ok := pc.(reachabilityListener); ok && seen {
+	if l, ok := pc.Strategy().(reachabilityListener); ok && seen {
 		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
 	}
 	r.registry.add(sn.cfg.Name, pc, plugin.Client())
@@ -210,7 +213,7 @@ func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin 
 		if n.Network != "" {
 			r.log.Warn("the node names a network, but its runtime runs whole pods and networks them itself: the network is not used", "node", n.Name, "network", n.Network)
 		}
-		return podproxy.New(podproxy.Config{Node: n.Name}, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+		return podproxy.New(n.Name, r.podDeps(n.Name, plugin))
 	}
 	cfg := pod.Config{Node: n.Name, ClusterDNS: r.dns.servers, ClusterDomain: r.dns.domain, PodCIDR: n.PodCIDR, VolumeDir: r.volumeDir}
 	if np := r.networks[n.Network]; np != nil {
@@ -219,7 +222,20 @@ func (r *runtimeNodes) podController(ctx context.Context, n config.Node, plugin 
 			return nil
 		}
 	}
-	return pod.New(cfg, r.client, plugin.Client(), r.statuses, r.recorder(n.Name), r.log)
+	return pod.New(cfg, r.podDeps(n.Name, plugin), r.cluster)
+}
+
+// podDeps are what a node's pod controller is given: its own pod informers
+// (the field selector is per node) and the agent's shared parts.
+func (r *runtimeNodes) podDeps(node string, plugin *pluginhost.Runtime) podcontroller.Deps {
+	return podcontroller.Deps{
+		Client:  r.client,
+		Pods:    podcontroller.NodeInformers(r.client, node),
+		Runtime: plugin.Client(),
+		Status:  r.statuses,
+		Events:  r.recorder(node),
+		Log:     r.log,
+	}
 }
 
 // readyObserved passes a node's Ready condition to its pod controller if
@@ -235,7 +251,10 @@ func (r *runtimeNodes) readyObserved(node string, ready corev1.NodeCondition) {
 		pods = sn.pods
 	}
 	r.mu.Unlock()
-	if l, ok := pods.(reachabilityListener); ok {
+	if pods == nil {
+		return
+	}
+	if l, ok := pods.Strategy().(reachabilityListener); ok {
 		l.BackendReachable(ready.Status != corev1.ConditionUnknown, ready.Reason, ready.Message)
 	}
 }
@@ -246,17 +265,15 @@ type podController interface {
 	Run(ctx context.Context)
 	// Resync lists the runtime again: after a plugin restart.
 	Resync()
-}
-
-func hasCapability(d *runtimev1.DescribeResponse, want runtimev1.Capability) bool {
-	return slices.Contains(d.GetCapabilities(), want)
+	// Strategy is how the pods are run (podproxy's listens for reachability).
+	Strategy() podcontroller.Strategy
 }
 
 // start launches the plugin, retrying until it starts or ctx ends; each
 // failure is reported on the nodes.
 func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host) *pluginhost.Runtime {
-	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Minute, Steps: 1 << 30}
-	for {
+	var started *pluginhost.Runtime
+	retryStart(ctx, func(ctx context.Context) bool {
 		plugin, err := host.StartRuntime(ctx, r.spec)
 		r.mu.Lock()
 		r.plugin, r.startErr = plugin, err
@@ -264,16 +281,14 @@ func (r *runtimeNodes) start(ctx context.Context, host *pluginhost.Host) *plugin
 		for _, sn := range r.servedNodes() {
 			sn.node.Poke()
 		}
-		if err == nil {
-			return plugin
+		if err != nil {
+			r.log.Error("start runtime plugin", "err", err)
+			return false
 		}
-		r.log.Error("start runtime plugin", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff.Step()):
-		}
-	}
+		started = plugin
+		return true
+	})
+	return started
 }
 
 // Client implements node.Backend.

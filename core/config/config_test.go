@@ -1,9 +1,13 @@
 package config
 
 import (
+	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 const valid = `
@@ -97,5 +101,28 @@ func TestParseErrorsNameTheField(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Every problem is a field.Error naming its field, and a name that is not
+// one says why, in apimachinery's words.
+func TestValidateErrorsAreFieldErrors(t *testing.T) {
+	doc := strings.Replace(valid, "name: node-a", "name: Node_A", 1)
+	doc = strings.Replace(doc, "runtime: containerd\n", "runtime: docker\n", 1)
+	_, err := Parse([]byte(doc))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error %v is not config.Errors", err)
+	}
+	got := map[string]field.ErrorType{}
+	for _, e := range errs {
+		got[e.Field] = e.Type
+	}
+	want := map[string]field.ErrorType{"nodes[0].name": field.ErrorTypeInvalid, "nodes[0].runtime": field.ErrorTypeInvalid}
+	if !maps.Equal(got, want) {
+		t.Errorf("errors %v, want %v", got, want)
+	}
+	if !strings.Contains(err.Error(), "a lowercase RFC 1123 subdomain") {
+		t.Errorf("error %q does not say why the node name is not one", err)
 	}
 }

@@ -4,142 +4,188 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// FieldError names the field that is wrong and what is expected of it.
-type FieldError struct {
-	Field    string
-	Problem  string
-	Expected string
+// Errors is every problem Validate (or Parse) found, one field.Error
+// each: its Field is the path to the value in the config, its Type and
+// BadValue say what is wrong with which value, and its Detail says what is
+// wrong and what is expected instead. It prints one problem a line,
+// "field: problem (expected ...)".
+type Errors field.ErrorList
+
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, fe := range e {
+		lines[i] = fe.Field + ": " + fe.Detail
+	}
+	return strings.Join(lines, "\n")
 }
 
-func (e *FieldError) Error() string {
-	return fmt.Sprintf("%s: %s (expected %s)", e.Field, e.Problem, e.Expected)
+// problems collects field errors, each with the fix it expects.
+type problems struct{ list field.ErrorList }
+
+func (p *problems) invalid(path *field.Path, value any, problem, expected string) {
+	p.list = append(p.list, field.Invalid(path, value, fmt.Sprintf("%s (expected %s)", problem, expected)))
+}
+
+func (p *problems) required(path *field.Path, problem, expected string) {
+	p.list = append(p.list, field.Required(path, fmt.Sprintf("%s (expected %s)", problem, expected)))
+}
+
+func (p *problems) duplicate(path *field.Path, value any, expected string) {
+	e := field.Duplicate(path, value)
+	e.Detail = fmt.Sprintf("%q is used twice (expected %s)", value, expected)
+	p.list = append(p.list, e)
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return Errors(p.list)
+}
+
+// notName says why value is not a name of the kind the check is for: the
+// reasons of apimachinery's validation, or nothing when it is one.
+func notName(check func(string) []string, value string) string {
+	if msgs := check(value); len(msgs) > 0 {
+		return ": " + strings.Join(msgs, "; ")
+	}
+	return ""
 }
 
 var (
-	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	sha256Pin    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	effects      = map[string]bool{"NoSchedule": true, "PreferNoSchedule": true, "NoExecute": true}
+	sha256Pin = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	effects   = []string{"NoSchedule", "PreferNoSchedule", "NoExecute"}
 )
 
-// Validate checks every field and returns all problems found, each naming its field.
+// Validate checks every field and returns all problems found (Errors),
+// each naming its field.
 func (c *Agent) Validate() error {
-	var errs []error
-	add := func(field, problem, expected string) {
-		errs = append(errs, &FieldError{Field: field, Problem: problem, Expected: expected})
-	}
+	var p problems
 	if c.APIVersion != APIVersion {
-		add("apiVersion", fmt.Sprintf("is %q", c.APIVersion), fmt.Sprintf("%q", APIVersion))
+		p.invalid(field.NewPath("apiVersion"), c.APIVersion, fmt.Sprintf("is %q", c.APIVersion), fmt.Sprintf("%q", APIVersion))
 	}
 	if c.Kind != Kind {
-		add("kind", fmt.Sprintf("is %q", c.Kind), fmt.Sprintf("%q", Kind))
+		p.invalid(field.NewPath("kind"), c.Kind, fmt.Sprintf("is %q", c.Kind), fmt.Sprintf("%q", Kind))
 	}
 	if !filepath.IsAbs(c.StateDir) {
-		add("stateDir", fmt.Sprintf("%q is not an absolute path", c.StateDir), "a directory such as "+DefaultStateDir)
+		p.invalid(field.NewPath("stateDir"), c.StateDir, fmt.Sprintf("%q is not an absolute path", c.StateDir), "a directory such as "+DefaultStateDir)
 	}
 	if c.Kubeconfig == "" {
-		add("kubeconfig", "is empty", "the path of a kubeconfig for the API server")
+		p.required(field.NewPath("kubeconfig"), "is empty", "the path of a kubeconfig for the API server")
 	}
+	nodeAPI := field.NewPath("nodeAPI")
 	if _, _, err := net.SplitHostPort(c.NodeAPI.Address); err != nil {
-		add("nodeAPI.address", fmt.Sprintf("%q is not host:port", c.NodeAPI.Address), "for example 0.0.0.0:10250")
+		p.invalid(nodeAPI.Child("address"), c.NodeAPI.Address, fmt.Sprintf("%q is not host:port", c.NodeAPI.Address), "for example 0.0.0.0:10250")
 	}
 	if a := c.NodeAPI.AdvertiseAddress; a != "" && net.ParseIP(a) == nil {
-		add("nodeAPI.advertiseAddress", fmt.Sprintf("%q is not an IP address", a), "the IP address the API server reaches this agent at")
+		p.invalid(nodeAPI.Child("advertiseAddress"), a, fmt.Sprintf("%q is not an IP address", a), "the IP address the API server reaches this agent at")
 	}
 	if c.NodeAPI.TLSCertFile == "" || c.NodeAPI.TLSKeyFile == "" {
-		add("nodeAPI.tlsCertFile/tlsKeyFile", "are not both set", "a serving certificate and its key: the node API is HTTPS only")
+		p.required(nodeAPI.Child("tlsCertFile/tlsKeyFile"), "are not both set", "a serving certificate and its key: the node API is HTTPS only")
 	}
 	if c.NodeAPI.ClientCAFile == "" {
-		add("nodeAPI.clientCAFile", "is empty", "the CA that signs the API server's kubelet client certificate")
+		p.required(nodeAPI.Child("clientCAFile"), "is empty", "the CA that signs the API server's kubelet client certificate")
 	}
+	plugins := field.NewPath("plugins")
 	if len(c.Plugins.Dirs) == 0 {
-		add("plugins.dirs", "is empty", "at least one directory holding plugin binaries")
+		p.required(plugins.Child("dirs"), "is empty", "at least one directory holding plugin binaries")
 	}
-	for name, pin := range c.Plugins.Checksums {
-		if !sha256Pin.MatchString(pin) {
-			add("plugins.checksums."+name, fmt.Sprintf("%q is not a pin", pin), `"sha256:" followed by 64 lowercase hex digits`)
+	for _, name := range slices.Sorted(maps.Keys(c.Plugins.Checksums)) {
+		if pin := c.Plugins.Checksums[name]; !sha256Pin.MatchString(pin) {
+			p.invalid(plugins.Child("checksums").Child(name), pin, fmt.Sprintf("%q is not a pin", pin), `"sha256:" followed by 64 lowercase hex digits`)
 		}
 	}
-	runtimes := validatePlugins("runtimes", c.Runtimes, add)
-	networks := validatePlugins("networks", c.Networks, add)
+	runtimes := p.plugins(field.NewPath("runtimes"), c.Runtimes)
+	networks := p.plugins(field.NewPath("networks"), c.Networks)
 	for i, ip := range c.ClusterDNS {
 		if net.ParseIP(ip) == nil {
-			add(fmt.Sprintf("clusterDNS[%d]", i), fmt.Sprintf("%q is not an IP address", ip), "the cluster DNS Service's IP, such as 10.96.0.10")
+			p.invalid(field.NewPath("clusterDNS").Index(i), ip, fmt.Sprintf("%q is not an IP address", ip), "the cluster DNS Service's IP, such as 10.96.0.10")
 		}
 	}
-	if c.ClusterDomain != "" && !dnsSubdomain.MatchString(c.ClusterDomain) {
-		add("clusterDomain", fmt.Sprintf("%q is not a DNS domain", c.ClusterDomain), "a domain such as cluster.local")
+	if d := c.ClusterDomain; d != "" {
+		if why := notName(validation.IsDNS1123Subdomain, d); why != "" {
+			p.invalid(field.NewPath("clusterDomain"), d, fmt.Sprintf("%q is not a DNS domain%s", d, why), "a domain such as cluster.local")
+		}
 	}
 	if len(c.Nodes) == 0 && c.Members == nil {
-		add("nodes", "is empty", "at least one node, or members")
+		p.required(field.NewPath("nodes"), "is empty", "at least one node, or members")
 	}
 	if c.Members != nil {
+		members := field.NewPath("members")
 		if !runtimes[c.Members.Runtime] {
-			add("members.runtime", fmt.Sprintf("%q names no runtime", c.Members.Runtime), fmt.Sprintf("one of the runtimes[].name: %s (a kubernetes plugin)", names(c.Runtimes)))
+			p.invalid(members.Child("runtime"), c.Members.Runtime, fmt.Sprintf("%q names no runtime", c.Members.Runtime), fmt.Sprintf("one of the runtimes[].name: %s (a kubernetes plugin)", names(c.Runtimes)))
 		}
-		if !dnsLabel.MatchString(c.Members.Namespace) {
-			add("members.namespace", fmt.Sprintf("%q is not a namespace name", c.Members.Namespace), "a lowercase DNS label such as "+DefaultMembersNamespace)
+		if why := notName(validation.IsDNS1123Label, c.Members.Namespace); why != "" {
+			p.invalid(members.Child("namespace"), c.Members.Namespace, fmt.Sprintf("%q is not a namespace name%s", c.Members.Namespace, why), "a lowercase DNS label such as "+DefaultMembersNamespace)
 		}
 	}
 	nodes := map[string]bool{}
 	for i, n := range c.Nodes {
-		field := fmt.Sprintf("nodes[%d]", i)
-		switch {
-		case !dnsSubdomain.MatchString(n.Name) || len(n.Name) > 253:
-			add(field+".name", fmt.Sprintf("%q is not a valid node name", n.Name), "a lowercase DNS subdomain such as fedlet-node")
-		case nodes[n.Name]:
-			add(field+".name", fmt.Sprintf("%q is used twice", n.Name), "a unique node name")
+		path := field.NewPath("nodes").Index(i)
+		if why := notName(validation.IsDNS1123Subdomain, n.Name); why != "" {
+			p.invalid(path.Child("name"), n.Name, fmt.Sprintf("%q is not a valid node name%s", n.Name, why), "a lowercase DNS subdomain such as fedlet-node")
+		} else if nodes[n.Name] {
+			p.duplicate(path.Child("name"), n.Name, "a unique node name")
 		}
 		nodes[n.Name] = true
 		if !runtimes[n.Runtime] {
-			add(field+".runtime", fmt.Sprintf("%q names no runtime", n.Runtime), fmt.Sprintf("one of the runtimes[].name: %s", names(c.Runtimes)))
+			p.invalid(path.Child("runtime"), n.Runtime, fmt.Sprintf("%q names no runtime", n.Runtime), fmt.Sprintf("one of the runtimes[].name: %s", names(c.Runtimes)))
 		}
 		if n.Network != "" && !networks[n.Network] {
-			add(field+".network", fmt.Sprintf("%q names no network", n.Network), fmt.Sprintf("one of the networks[].name: %s, or nothing", names(c.Networks)))
+			p.invalid(path.Child("network"), n.Network, fmt.Sprintf("%q names no network", n.Network), fmt.Sprintf("one of the networks[].name: %s, or nothing", names(c.Networks)))
 		}
 		if n.PodCIDR != "" {
 			if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
-				add(field+".podCIDR", fmt.Sprintf("%q is not a CIDR", n.PodCIDR), "an address range such as 10.244.1.0/24")
+				p.invalid(path.Child("podCIDR"), n.PodCIDR, fmt.Sprintf("%q is not a CIDR", n.PodCIDR), "an address range such as 10.244.1.0/24")
 			}
 		}
 		for j, t := range n.Taints {
-			if t.Key == "" || !effects[t.Effect] {
-				add(fmt.Sprintf("%s.taints[%d]", field, j), fmt.Sprintf("key %q effect %q", t.Key, t.Effect), "a key and an effect of NoSchedule, PreferNoSchedule or NoExecute")
+			taint := path.Child("taints").Index(j)
+			if why := notName(validation.IsQualifiedName, t.Key); why != "" {
+				p.invalid(taint.Child("key"), t.Key, fmt.Sprintf("%q is not a taint key%s", t.Key, why), "a qualified name such as example.com/dedicated")
+			}
+			if !slices.Contains(effects, t.Effect) {
+				p.invalid(taint.Child("effect"), t.Effect, fmt.Sprintf("%q is not a taint effect", t.Effect), "NoSchedule, PreferNoSchedule or NoExecute")
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return p.err()
 }
 
-// validatePlugins checks the plugin processes listed under field and
-// returns their names.
-func validatePlugins(field string, list []PluginProcess, add func(field, problem, expected string)) map[string]bool {
+// plugins checks the plugin processes listed at path and returns their
+// names.
+func (p *problems) plugins(path *field.Path, list []PluginProcess) map[string]bool {
 	seen := map[string]bool{}
-	for i, p := range list {
-		f := fmt.Sprintf("%s[%d]", field, i)
+	for i, pp := range list {
+		f := path.Index(i)
 		switch {
-		case p.Name == "":
-			add(f+".name", "is empty", "a name that nodes refer to")
-		case seen[p.Name]:
-			add(f+".name", fmt.Sprintf("%q is used twice", p.Name), "a unique name")
+		case pp.Name == "":
+			p.required(f.Child("name"), "is empty", "a name that nodes refer to")
+		case seen[pp.Name]:
+			p.duplicate(f.Child("name"), pp.Name, "a unique name")
 		}
-		seen[p.Name] = true
-		if p.Plugin == "" || strings.ContainsAny(p.Plugin, `/\`) {
-			add(f+".plugin", fmt.Sprintf("%q is not a plugin name", p.Plugin), "the file name of a plugin binary in plugins.dirs")
+		seen[pp.Name] = true
+		if pp.Plugin == "" || strings.ContainsAny(pp.Plugin, `/\`) {
+			p.invalid(f.Child("plugin"), pp.Plugin, fmt.Sprintf("%q is not a plugin name", pp.Plugin), "the file name of a plugin binary in plugins.dirs")
 		}
-		if len(p.Config) > 0 && !json.Valid(p.Config) {
-			add(f+".config", "is not a mapping", "a mapping handed to the plugin")
+		if len(pp.Config) > 0 && !json.Valid(pp.Config) {
+			p.invalid(f.Child("config"), field.OmitValueType{}, "is not a mapping", "a mapping handed to the plugin")
 		}
-		if p.CallTimeout != "" {
-			if d, err := time.ParseDuration(p.CallTimeout); err != nil || d < time.Second {
-				add(f+".callTimeout", fmt.Sprintf("%q is not a duration of a second or more", p.CallTimeout), `a duration such as "30s" or "5m"`)
+		if pp.CallTimeout != "" {
+			if d, err := time.ParseDuration(pp.CallTimeout); err != nil || d < time.Second {
+				p.invalid(f.Child("callTimeout"), pp.CallTimeout, fmt.Sprintf("%q is not a duration of a second or more", pp.CallTimeout), `a duration such as "30s" or "5m"`)
 			}
 		}
 	}
@@ -157,15 +203,15 @@ func names(rs []PluginProcess) string {
 	return strings.Join(out, ", ")
 }
 
-// explainDecodeError turns encoding/json's messages into ones that name the field.
+// explainDecodeError turns encoding/json's messages into field errors.
 func explainDecodeError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return &FieldError{Field: typeErr.Field, Problem: "is a " + typeErr.Value, Expected: "a " + typeErr.Type.String()}
+		return Errors{field.TypeInvalid(field.NewPath(typeErr.Field), field.OmitValueType{},
+			fmt.Sprintf("is a %s (expected a %s)", typeErr.Value, typeErr.Type))}
 	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return &FieldError{Field: strings.Trim(f, `"`), Problem: "is not a known field", Expected: "only the fields documented in docs/configuration.md"}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return Errors{field.Forbidden(field.NewPath(strings.Trim(f, `"`)), "is not a known field (expected only the fields documented in docs/configuration.md)")}
 	}
 	return fmt.Errorf("decode: %w", err)
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -43,8 +44,9 @@ type Server struct {
 	authn authenticator.Request
 	authz authorizer.Authorizer
 
-	ln  net.Listener
-	srv *http.Server
+	ln   net.Listener
+	srv  *http.Server
+	cert *servingCert
 
 	// stopping ends when Run begins to shut down; follow streams watch it, because they never
 	// end on their own and would hold a graceful shutdown open.
@@ -62,7 +64,7 @@ func New(cfg Config, pods Pods, authn authenticator.Request, authz authorizer.Au
 	if log == nil {
 		log = slog.Default()
 	}
-	tlsCfg, err := serverTLS(cfg)
+	cert, err := serverTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -70,11 +72,11 @@ func New(cfg Config, pods Pods, authn authenticator.Request, authz authorizer.Au
 	if err != nil {
 		return nil, fmt.Errorf("node API: listen on %s: %w", cfg.Address, err)
 	}
-	s := &Server{log: log, pods: pods, authn: authn, authz: authz, ln: ln}
+	s := &Server{log: log, pods: pods, authn: authn, authz: authz, ln: ln, cert: cert}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		Handler:           s.routes(),
-		TLSConfig:         tlsCfg,
+		TLSConfig:         cert.config(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		// Handshake failures from scanners and bad clients are noise at the default level.
@@ -90,6 +92,11 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // streams, and gives other requests in flight a grace period before closing their connections.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.stop()
+	certCtx, stopCert := context.WithCancel(ctx)
+	var certDone sync.WaitGroup
+	certDone.Go(func() { s.cert.run(certCtx) })
+	defer certDone.Wait()
+	defer stopCert()
 	served := make(chan error, 1)
 	go func() { served <- s.srv.ServeTLS(s.ln, "", "") }()
 	s.log.Info("node API serving", "address", s.ln.Addr().String())
@@ -114,19 +121,17 @@ func (s *Server) Run(ctx context.Context) error {
 
 // serverTLS builds the TLS config the kubelet uses: TLS 1.2 or newer, client certificates
 // requested but not verified by TLS, so that one port takes both client certificates and bearer
-// tokens; the authenticator verifies certificates against the client CA.
-func serverTLS(cfg Config) (*tls.Config, error) {
+// tokens; the authenticator verifies certificates against the client CA. The serving
+// certificate is reloaded when its files change (servingCert).
+func serverTLS(cfg Config) (*servingCert, error) {
 	if cfg.CertFile == "" || cfg.KeyFile == "" {
 		return nil, errors.New("node API: a serving certificate and key are required")
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("node API: load serving certificate %s: %w", cfg.CertFile, err)
-	}
-	tlsCfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequestClientCert,
+	base := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequestClientCert,
+		// The config each handshake gets is this one: HTTP/2 must be offered here.
+		NextProtos: []string{"h2", "http/1.1"},
 	}
 	if cfg.ClientCAFile != "" {
 		pem, err := os.ReadFile(cfg.ClientCAFile)
@@ -138,9 +143,9 @@ func serverTLS(cfg Config) (*tls.Config, error) {
 			return nil, fmt.Errorf("node API: no certificate found in client CA file %s", cfg.ClientCAFile)
 		}
 		// Advertised in the handshake so clients pick the right certificate.
-		tlsCfg.ClientCAs = pool
+		base.ClientCAs = pool
 	}
-	return tlsCfg, nil
+	return newServingCert(cfg.CertFile, cfg.KeyFile, base)
 }
 
 // routes: /healthz is open, as the kubelet's is; everything else needs an authenticated user.

@@ -22,7 +22,7 @@ var hostResolvConf = "/etc/resolv.conf"
 
 // podDNS computes the pod's resolv.conf as the kubelet does from its
 // dnsPolicy and dnsConfig; nil means the host's own file.
-func (c *Controller) podDNS(pod *corev1.Pod) *runtimev1.DNSConfig {
+func (c *specBuilder) podDNS(pod *corev1.Pod) *runtimev1.DNSConfig {
 	var dns *runtimev1.DNSConfig
 	policy := pod.Spec.DNSPolicy
 	clusterFirst := policy == "" || policy == corev1.DNSClusterFirst || policy == corev1.DNSClusterFirstWithHostNet

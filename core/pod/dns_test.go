@@ -17,7 +17,7 @@ func TestPodDNSFollowsDNSPolicy(t *testing.T) {
 	if err := os.WriteFile(hostResolvConf, []byte("# host\nnameserver 192.0.2.53\nsearch example.org\noptions edns0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &Controller{clusterDNS: []string{"10.0.0.10"}, clusterDomain: "cluster.local"}
+	c := &specBuilder{clusterDNS: []string{"10.0.0.10"}, clusterDomain: "cluster.local"}
 	cluster := &runtimev1.DNSConfig{
 		Servers:  []string{"10.0.0.10"},
 		Searches: []string{"ns.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.org"},
@@ -54,7 +54,7 @@ func TestPodDNSFollowsDNSPolicy(t *testing.T) {
 	}
 
 	// Without cluster DNS configured, ClusterFirst falls back to the host's.
-	if got := (&Controller{clusterDomain: "cluster.local"}).podDNS(&corev1.Pod{}); got != nil {
+	if got := (&specBuilder{clusterDomain: "cluster.local"}).podDNS(&corev1.Pod{}); got != nil {
 		t.Errorf("podDNS without cluster DNS = %v, want the host's (nil)", got)
 	}
 }

@@ -29,25 +29,6 @@ type envSource interface {
 	services(namespace string) []*corev1.Service
 }
 
-// controllerEnv reads env sources through the controller: objects from its
-// watches, the node from the runtime.
-type controllerEnv struct{ c *Controller }
-
-func (e controllerEnv) configMap(ctx context.Context, pod *corev1.Pod, name string) (*corev1.ConfigMap, error) {
-	return e.c.objects.configMap(ctx, pod, name)
-}
-
-func (e controllerEnv) secret(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Secret, error) {
-	return e.c.objects.secret(ctx, pod, name)
-}
-
-func (e controllerEnv) nodeIP() string                       { return e.c.nodeIP() }
-func (e controllerEnv) podIPs(pod *corev1.Pod) []string      { return e.c.network.podIPs(pod.UID) }
-func (e controllerEnv) nodeAllocatable() corev1.ResourceList { return e.c.nodeAllocatable() }
-func (e controllerEnv) services(namespace string) []*corev1.Service {
-	return e.c.servicesIn(namespace)
-}
-
 // resolveEnv computes a container's environment as the kubelet does:
 // the Services' variables first (serviceEnv), then envFrom, in order (a
 // prefix before each key), then env, each overriding what came before. A plain value has its $(VAR) references expanded against

@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 )
 
@@ -23,14 +25,14 @@ func (f *fakeEnv) configMap(_ context.Context, _ *corev1.Pod, name string) (*cor
 	if cm, ok := f.configMaps[name]; ok {
 		return cm, nil
 	}
-	return nil, notFound(objectKey{kindConfigMap, "ns", name})
+	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmap"}, name)
 }
 
 func (f *fakeEnv) secret(_ context.Context, _ *corev1.Pod, name string) (*corev1.Secret, error) {
 	if s, ok := f.secrets[name]; ok {
 		return s, nil
 	}
-	return nil, notFound(objectKey{kindSecret, "ns", name})
+	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "secret"}, name)
 }
 
 func (f *fakeEnv) nodeIP() string                       { return "192.0.2.7" }

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/tools/reference"
 )
 
@@ -30,7 +31,7 @@ const (
 // `kubectl describe` and `kubectl events` say which container it is about.
 // The container's runtime ID, when an error message holds it, is replaced
 // by its name, so that events of successive attempts aggregate.
-func (c *Controller) containerEvent(pod *corev1.Pod, ctr *corev1.Container, containerID, eventType, reason, format string, args ...any) {
+func containerEvent(events record.EventRecorder, pod *corev1.Pod, ctr *corev1.Container, containerID, eventType, reason, format string, args ...any) {
 	msg := format
 	if len(args) > 0 {
 		msg = fmt.Sprintf(format, args...)
@@ -40,10 +41,10 @@ func (c *Controller) containerEvent(pod *corev1.Pod, ctr *corev1.Container, cont
 	}
 	ref, err := reference.GetPartialReference(scheme.Scheme, pod, containerFieldPath(pod, ctr.Name))
 	if err != nil {
-		c.events.Event(pod, eventType, reason, msg)
+		events.Event(pod, eventType, reason, msg)
 		return
 	}
-	c.events.Event(ref, eventType, reason, msg)
+	events.Event(ref, eventType, reason, msg)
 }
 
 // containerFieldPath locates a container within its pod, as the kubelet's

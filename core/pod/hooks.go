@@ -1,7 +1,6 @@
 package pod
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,100 +13,32 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/fedlet/fedlet/core/version"
-	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/core/podcontroller"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
-const (
-	// minStopGrace is the least time a container is given to stop, as the
-	// kubelet gives it, even when its preStop hook used up the grace period.
-	minStopGrace = 2
-	// hookOutputLimit bounds what is kept of a hook command's output.
-	hookOutputLimit = 10 << 10
-)
-
-// postStart runs the container's postStart hook right after its start. A
-// failing hook kills the container, which then restarts as the pod's
-// restartPolicy says; the hook's message (it may hold the command's output)
-// goes into the container's status, never into an event.
-func (c *Controller) postStart(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, st *runtimev1.ContainerStatus) error {
-	msg, err := c.runHook(ctx, pod, ctr, ctr.Lifecycle.PostStart)
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err() // the pod is being deleted: its termination stops the container
-	}
-	c.log.Warn("postStart hook failed; killing the container", "pod", pod.Namespace+"/"+pod.Name, "container", ctr.Name)
-	c.containerEvent(pod, ctr, st.Id, corev1.EventTypeWarning, eventFailedPostStartHook, "PostStartHook failed")
-	if _, err := c.stopContainer(ctx, pod, ctr, st.Id, podGrace(pod), "FailedPostStartHook"); err != nil {
-		return fmt.Errorf("kill container %s after its postStart hook failed: %w", ctr.Name, err)
-	}
-	if shouldRestart(pod.Spec.RestartPolicy, 1) {
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"PostStartHookError", msg})
-	}
-	return nil
+// hookRunner runs containers' lifecycle handlers (exec, httpGet, sleep) as
+// the kubelet does.
+type hookRunner struct {
+	exec     containerExec
+	nodeInfo *podcontroller.NodeInfo
 }
 
-// stopContainer stops a running container as the kubelet's killContainer
-// does: the Killing event (message, or "Stopping container NAME"), the
-// preStop hook within the grace period, then the runtime's stop with what
-// is left of it, never less than minStopGrace.
-func (c *Controller) stopContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, id string, grace int64, message string) (*runtimev1.ContainerStatus, error) {
-	if message == "" {
-		message = "Stopping container " + ctr.Name
-	}
-	c.containerEvent(pod, ctr, id, corev1.EventTypeNormal, eventKilling, "%s", message)
-	if ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && grace > 0 {
-		grace -= c.preStop(ctx, pod, ctr, id, grace)
-	}
-	grace = max(grace, minStopGrace)
-	callCtx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+stopSlack)
-	defer cancel()
-	st, err := c.runtime.StopContainer(callCtx, &runtimev1.StopContainerRequest{
-		Node: c.node, PodUid: string(pod.UID), Name: ctr.Name, GracePeriodSeconds: grace,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stop container %s of pod %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
-	}
-	c.state.setContainer(st)
-	return st, nil
-}
-
-// preStop runs the container's preStop hook for at most grace seconds and
-// returns the whole seconds it took.
-func (c *Controller) preStop(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, id string, grace int64) int64 {
-	began := time.Now()
-	hookCtx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
-	defer cancel()
-	if _, err := c.runHook(hookCtx, pod, ctr, ctr.Lifecycle.PreStop); err != nil {
-		if hookCtx.Err() != nil && ctx.Err() == nil {
-			c.log.Info("preStop hook did not complete within the grace period", "pod", pod.Namespace+"/"+pod.Name, "container", ctr.Name, "grace_seconds", grace)
-		} else {
-			c.log.Warn("preStop hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", ctr.Name)
-			c.containerEvent(pod, ctr, id, corev1.EventTypeWarning, eventFailedPreStopHook, "PreStopHook failed")
-		}
-	}
-	return int64(time.Since(began).Seconds())
-}
-
-// runHook runs one lifecycle handler of a container. On failure it returns
+// run runs one lifecycle handler of a container. On failure it returns
 // the kubelet's message saying why.
-func (c *Controller) runHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, h *corev1.LifecycleHandler) (string, error) {
+func (c *hookRunner) run(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, h *corev1.LifecycleHandler) (string, error) {
 	switch {
 	case h.Exec != nil:
-		out, err := c.execSync(ctx, pod, ctr.Name, h.Exec.Command)
+		out, err := c.exec.sync(ctx, pod, ctr.Name, h.Exec.Command)
 		if err != nil {
 			return fmt.Sprintf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %v, message: %q", h.Exec.Command, ctr.Name, podName(pod), err, out), err
 		}
 		return "", nil
 	case h.HTTPGet != nil:
-		if err := c.httpHook(ctx, pod, ctr, h.HTTPGet); err != nil {
+		if err := c.httpGet(ctx, pod, ctr, h.HTTPGet); err != nil {
 			return fmt.Sprintf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %v", h.HTTPGet.Path, ctr.Name, podName(pod), err), err
 		}
 		return "", nil
@@ -126,68 +57,15 @@ func (c *Controller) runHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.C
 	return "Cannot run handler: " + err.Error(), err
 }
 
-// execSync runs a command in the container through the runtime's Exec and
-// returns its output (stdout then stderr, bounded); a non-zero exit is an
-// error carrying the code.
-func (c *Controller) execSync(ctx context.Context, pod *corev1.Pod, container string, cmd []string) (string, error) {
-	code, stdout, stderr, err := c.runCommand(ctx, pod.UID, container, cmd)
-	if err != nil {
-		return stdout + stderr, err
-	}
-	if code != 0 {
-		return stdout + stderr, fmt.Errorf("command '%s' exited with %d: %s", strings.Join(cmd, " "), code, stderr)
-	}
-	return stdout + stderr, nil
-}
-
-// runCommand runs a command in the container through the runtime's Exec
-// until it exits or ctx ends (which ends the command), and returns its exit
-// code and its output, each stream bounded. Hooks and exec probes run
-// through it.
-func (c *Controller) runCommand(ctx context.Context, uid types.UID, container string, cmd []string) (code int32, stdout, stderr string, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.runtime.Exec(ctx)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("exec in container %s: %w", container, err)
-	}
-	start := &runtimev1.ExecStart{Node: c.node, PodUid: string(uid), Container: container, Command: cmd}
-	if err := stream.Send(&runtimev1.ExecRequest{Request: &runtimev1.ExecRequest_Start{Start: start}}); err != nil {
-		return 0, "", "", fmt.Errorf("exec in container %s: %w", container, err)
-	}
-	_ = stream.CloseSend()
-	var out, errOut boundedBuffer
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return 0, out.String(), errOut.String(), errors.New("the runtime ended the exec without an exit code")
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0, out.String(), errOut.String(), ctx.Err()
-			}
-			return 0, out.String(), errOut.String(), errors.New(status.Convert(err).Message())
-		}
-		switch r := resp.Response.(type) {
-		case *runtimev1.ExecResponse_Stdout:
-			_, _ = out.Write(r.Stdout)
-		case *runtimev1.ExecResponse_Stderr:
-			_, _ = errOut.Write(r.Stderr)
-		case *runtimev1.ExecResponse_ExitCode:
-			return r.ExitCode, out.String(), errOut.String(), nil
-		}
-	}
-}
-
-// httpHook sends the hook's GET, from the agent's host, to the pod's IP
+// httpGet sends the hook's GET, from the agent's host, to the pod's IP
 // (or the host the hook names). Like the kubelet, any HTTP response is a
 // success: only a request that gets none fails.
-func (c *Controller) httpHook(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, get *corev1.HTTPGetAction) error {
+func (c *hookRunner) httpGet(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, get *corev1.HTTPGetAction) error {
 	host := get.Host
 	if host == "" {
 		host = pod.Status.PodIP
 		if pod.Spec.HostNetwork {
-			host = c.nodeIP()
+			host = c.nodeInfo.Address(ctx)
 		}
 		if host == "" {
 			return errors.New("the pod has no IP address")
@@ -261,14 +139,4 @@ func podGrace(pod *corev1.Pod) int64 {
 		return *pod.Spec.TerminationGracePeriodSeconds
 	}
 	return corev1.DefaultTerminationGracePeriodSeconds
-}
-
-// boundedBuffer keeps the first hookOutputLimit bytes written to it.
-type boundedBuffer struct{ bytes.Buffer }
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	if room := hookOutputLimit - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }

@@ -3,12 +3,16 @@ package pod
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -21,39 +25,54 @@ const imageNeverPullRetry = 10 * time.Second
 // containers are being created: a quick pull costs no status write.
 const slowPull = time.Second
 
-// pullResult is the outcome of pullImage.
+// pullResult is the outcome of imagePuller.pull.
 type pullResult struct {
 	wait time.Duration
 	err  error
 }
 
-// pullImage makes the container's image present, as its pull policy says,
+// imagePuller makes containers' images present on the node, as the
+// kubelet's image manager does: pull policies, pull secrets
+// (pullsecrets.go), the image back-off and the kubelet's events.
+type imagePuller struct {
+	runtime runtimev1.RuntimeClient
+	node    string
+	client  kubernetes.Interface // reads pull secrets
+	waiting *waitReasons
+	events  record.EventRecorder
+	log     *slog.Logger
+	backoff *flowcontrol.Backoff
+	// report writes the pod's status meanwhile when a pull is slow.
+	report func(pod *corev1.Pod)
+}
+
+// pull makes the container's image present, as its pull policy says,
 // with the kubelet's events: "already present on machine" when it is and
 // the policy lets it be used, else Pulling then Pulled or Failed, and the
 // image back-off after a failure. It returns how long the container must
 // wait before the image is tried again; an error only when the agent could
 // not ask (ctx ended).
-func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (time.Duration, error) {
+func (c *imagePuller) pull(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (time.Duration, error) {
 	policy := ctr.ImagePullPolicy
 	if policy != corev1.PullAlways {
-		present, err := c.imagePresent(ctx, ctr.Image)
+		present, err := c.present(ctx, ctr.Image)
 		switch {
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
 		case status.Code(err) == codes.InvalidArgument:
 			msg := status.Convert(err).Message()
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"InvalidImageName", msg})
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, "InspectFailed", "Failed to apply default image tag %q: %s", ctr.Image, msg)
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: InvalidImageName")
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"InvalidImageName", msg})
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, "InspectFailed", "Failed to apply default image tag %q: %s", ctr.Image, msg)
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: InvalidImageName")
 			return imageNeverPullRetry, nil
 		case present:
-			c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Container image %q already present on machine", ctr.Image)
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Container image %q already present on machine", ctr.Image)
 			return 0, nil
 		case err == nil && policy == corev1.PullNever:
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ErrImageNeverPull", msg})
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventErrImageNeverPull, "%s", msg)
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImageNeverPull")
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ErrImageNeverPull", msg})
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventErrImageNeverPull, "%s", msg)
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImageNeverPull")
 			return imageNeverPullRetry, nil
 		}
 		// Absent, or the runtime could not tell: pulling says which.
@@ -61,14 +80,14 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 
 	image := withDefaultTag(ctr.Image)
 	key := backoffKey(pod.UID, "image/"+ctr.Image)
-	if c.pullBackoff.IsInBackOffSinceUpdate(key, time.Now()) {
+	if c.backoff.IsInBackOffSinceUpdate(key, time.Now()) {
 		// The message keeps the pull's error once, however often the back-off is seen.
-		if w, _ := c.waitingOf(pod.UID, ctr.Name); w.reason != "ImagePullBackOff" {
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
+		if w, _ := c.waiting.get(pod.UID, ctr.Name); w.reason != "ImagePullBackOff" {
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", image, w.message)})
 		}
-		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", image)
-		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
-		return c.pullBackoff.Get(key), nil
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", image)
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ImagePullBackOff")
+		return c.backoff.Get(key), nil
 	}
 	// A pull may take minutes: once it takes longer than slowPull, the pod
 	// says that its containers are being created. Its report is done before
@@ -83,7 +102,7 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 			<-reported
 		}
 	}()
-	c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
+	containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventPulling, "Pulling image %q", image)
 	began := time.Now()
 	_, err := c.pullWithSecrets(ctx, pod, &runtimev1.PullImageRequest{
 		Node:   c.node,
@@ -92,24 +111,24 @@ func (c *Controller) pullImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 	})
 	if err == nil {
 		took := time.Since(began).Truncate(time.Millisecond)
-		c.containerEvent(pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Successfully pulled image %q in %s (%s including waiting)", image, took, took)
-		c.pullBackoff.Reset(key)
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeNormal, eventPulled, "Successfully pulled image %q in %s (%s including waiting)", image, took, took)
+		c.backoff.Reset(key)
 		return 0, nil
 	}
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
 	msg := status.Convert(err).Message()
-	c.setWaiting(pod.UID, ctr.Name, &waitReason{"ErrImagePull", msg})
-	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %s", image, msg)
-	c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImagePull")
-	c.pullBackoff.Next(key, time.Now())
-	return c.pullBackoff.Get(key), nil
+	c.waiting.set(pod.UID, ctr.Name, &waitReason{"ErrImagePull", msg})
+	containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %s", image, msg)
+	containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: ErrImagePull")
+	c.backoff.Next(key, time.Now())
+	return c.backoff.Get(key), nil
 }
 
-// imagePresent asks the runtime whether the image is on the node, without
+// present asks the runtime whether the image is on the node, without
 // pulling it (a pull with policy Never). An absent image is (false, nil).
-func (c *Controller) imagePresent(ctx context.Context, image string) (bool, error) {
+func (c *imagePuller) present(ctx context.Context, image string) (bool, error) {
 	_, err := c.runtime.PullImage(ctx, &runtimev1.PullImageRequest{Node: c.node, Image: image, Never: true})
 	switch status.Code(err) {
 	case codes.OK:

@@ -16,7 +16,7 @@ import (
 // app containers may run: every init container has succeeded, or an app
 // container has run already (init containers are not run again then, as
 // the kubelet does not once the pod has been initialized).
-func (c *Controller) syncInitContainers(ctx context.Context, pod *corev1.Pod, pulled map[string]pullResult) (initialized bool, wait time.Duration, err error) {
+func (c *Steps) syncInitContainers(ctx context.Context, pod *corev1.Pod, pulled map[string]pullResult) (initialized bool, wait time.Duration, err error) {
 	rt := c.state.get(pod.UID)
 	if appStarted(pod, rt) {
 		return true, 0, nil

@@ -3,6 +3,7 @@ package pod
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -12,6 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/fedlet/fedlet/core/podcontroller"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
@@ -26,6 +31,14 @@ const podIfname = "eth0"
 // gets the same addresses back.
 type podNetwork struct {
 	client networkv1.NetworkClient
+	node   string
+	kube   kubernetes.Interface // reads the Node's pod CIDRs
+	pods   *podcontroller.Controller
+	state  *runtimeState
+	// waiting and events say why a pod waits for its network.
+	waiting *waitReasons
+	events  record.EventRecorder
+	log     *slog.Logger
 	// configuredCIDR is the node's pod CIDR from the config, used when the
 	// Node has none (no controller-manager allocating them).
 	configuredCIDR string
@@ -36,43 +49,44 @@ type podNetwork struct {
 	released map[types.UID]bool     // finished pods already detached
 }
 
-func newPodNetwork(client networkv1.NetworkClient, configuredCIDR string) *podNetwork {
-	if client == nil {
+// newPodNetwork readies n, whose fields but its state are set, and returns
+// it; nil for a node without a network plugin (n.client nil).
+func newPodNetwork(n *podNetwork) *podNetwork {
+	if n.client == nil {
 		return nil
 	}
-	return &podNetwork{client: client, configuredCIDR: configuredCIDR, ips: map[types.UID][]string{}, released: map[types.UID]bool{}}
+	n.ips, n.released = map[types.UID][]string{}, map[types.UID]bool{}
+	return n
 }
 
-// attachNetwork gives the pod's sandbox its network if it has none yet
+// attach gives the pod's sandbox its network if it has none yet
 // known to this agent. Host-network pods keep the host's.
-func (c *Controller) attachNetwork(ctx context.Context, pod *corev1.Pod) error {
-	n := c.network
+func (n *podNetwork) attach(ctx context.Context, pod *corev1.Pod) error {
 	if n == nil || pod.Spec.HostNetwork {
 		return nil
 	}
-	sb := c.state.get(pod.UID).sandboxOrNil()
+	sb := n.state.get(pod.UID).sandboxOrNil()
 	if sb == nil || sb.GetNetnsPath() == "" || len(n.podIPs(pod.UID)) > 0 {
 		return nil
 	}
-	err := c.addAttachment(ctx, pod, sb)
+	err := n.add(ctx, pod, sb)
 	if err != nil && ctx.Err() == nil {
 		msg := status.Convert(err).Message()
-		c.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: network: %s", msg)
+		n.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: network: %s", msg)
 		for _, ctr := range allContainers(pod) {
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "attach the pod's network: " + msg})
+			n.waiting.set(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "attach the pod's network: " + msg})
 		}
 	}
 	return err
 }
 
-func (c *Controller) addAttachment(ctx context.Context, pod *corev1.Pod, sb *runtimev1.Sandbox) error {
-	n := c.network
-	cidrs, err := n.cidrs(ctx, c)
+func (n *podNetwork) add(ctx context.Context, pod *corev1.Pod, sb *runtimev1.Sandbox) error {
+	cidrs, err := n.cidrs(ctx)
 	if err != nil {
 		return err
 	}
 	req := &networkv1.AddRequest{
-		Node:         c.node,
+		Node:         n.node,
 		Attachment:   &networkv1.Attachment{ContainerId: string(pod.UID), Ifname: podIfname},
 		NetnsPath:    sb.GetNetnsPath(),
 		Pod:          &networkv1.PodRef{Uid: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name},
@@ -101,28 +115,27 @@ func (c *Controller) addAttachment(ctx context.Context, pod *corev1.Pod, sb *run
 	n.mu.Lock()
 	n.ips[pod.UID] = ips
 	n.mu.Unlock()
-	c.log.Info("pod network attached", "pod", pod.Namespace+"/"+pod.Name, "ips", ips)
+	n.log.Info("pod network attached", "pod", pod.Namespace+"/"+pod.Name, "ips", ips)
 	return nil
 }
 
-// detachNetwork frees what the pod's attachment holds; the sandbox's
+// detach frees what the pod's attachment holds; the sandbox's
 // network namespace still exists, so the CNI plugins find their interfaces.
-func (c *Controller) detachNetwork(ctx context.Context, uid types.UID) error {
-	n := c.network
+func (n *podNetwork) detach(ctx context.Context, uid types.UID) error {
 	if n == nil {
 		return nil
 	}
-	sb := c.state.get(uid).sandboxOrNil()
+	sb := n.state.get(uid).sandboxOrNil()
 	if sb != nil && sb.GetHostNetwork() {
 		return nil
 	}
 	req := &networkv1.DelRequest{
-		Node:       c.node,
+		Node:       n.node,
 		Attachment: &networkv1.Attachment{ContainerId: string(uid), Ifname: podIfname},
 		NetnsPath:  sb.GetNetnsPath(),
 		Pod:        &networkv1.PodRef{Uid: string(uid)},
 	}
-	if p := c.podByUID(uid); p != nil {
+	if p := n.pods.PodByUID(uid); p != nil {
 		req.Pod.Namespace, req.Pod.Name = p.Namespace, p.Name
 	}
 	if _, err := n.client.Del(ctx, req); err != nil {
@@ -134,10 +147,9 @@ func (c *Controller) detachNetwork(ctx context.Context, uid types.UID) error {
 	return nil
 }
 
-// releaseNetwork detaches a finished pod once; its status keeps the IP it
+// release detaches a finished pod once; its status keeps the IP it
 // had, as the kubelet's does.
-func (c *Controller) releaseNetwork(ctx context.Context, pod *corev1.Pod) error {
-	n := c.network
+func (n *podNetwork) release(ctx context.Context, pod *corev1.Pod) error {
 	if n == nil || pod.Spec.HostNetwork {
 		return nil
 	}
@@ -147,7 +159,7 @@ func (c *Controller) releaseNetwork(ctx context.Context, pod *corev1.Pod) error 
 	if done {
 		return nil
 	}
-	if err := c.detachNetwork(ctx, pod.UID); err != nil {
+	if err := n.detach(ctx, pod.UID); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -156,12 +168,11 @@ func (c *Controller) releaseNetwork(ctx context.Context, pod *corev1.Pod) error 
 	return nil
 }
 
-// collectNetworkGarbage has the plugin remove every attachment of the node
+// collectGarbage has the plugin remove every attachment of the node
 // that belongs to no pod the agent knows: those of pods deleted while the
 // agent was down, or whose Del a crash cut short. Pods being created are in
 // the informer, so an attachment in the making is never taken.
-func (c *Controller) collectNetworkGarbage(ctx context.Context, sandboxes []*runtimev1.SandboxStatus) {
-	n := c.network
+func (n *podNetwork) collectGarbage(ctx context.Context, sandboxes []*runtimev1.SandboxStatus) {
 	if n == nil {
 		return
 	}
@@ -169,20 +180,20 @@ func (c *Controller) collectNetworkGarbage(ctx context.Context, sandboxes []*run
 	for _, sb := range sandboxes {
 		keep[sb.GetSandbox().GetPod().GetUid()] = true
 	}
-	for _, obj := range c.informer.GetStore().List() {
-		keep[string(obj.(*corev1.Pod).UID)] = true
+	for _, p := range n.pods.Pods() {
+		keep[string(p.UID)] = true
 	}
-	req := &networkv1.GCRequest{Node: c.node}
+	req := &networkv1.GCRequest{Node: n.node}
 	for uid := range keep {
 		req.ValidAttachments = append(req.ValidAttachments, &networkv1.Attachment{ContainerId: uid, Ifname: podIfname})
 	}
 	resp, err := n.client.GC(ctx, req)
 	if err != nil {
-		c.log.Warn("collect network garbage", "err", err)
+		n.log.Warn("collect network garbage", "err", err)
 		return
 	}
 	for _, a := range resp.GetRemoved() {
-		c.log.Info("stale pod network removed", "uid", a.GetContainerId())
+		n.log.Info("stale pod network removed", "uid", a.GetContainerId())
 	}
 }
 
@@ -208,14 +219,14 @@ func (n *podNetwork) forget(uid types.UID) {
 
 // cidrs are the node's pod CIDRs: the Node's spec.podCIDRs, allocated by
 // the controller-manager, or else the configured one.
-func (n *podNetwork) cidrs(ctx context.Context, c *Controller) ([]string, error) {
+func (n *podNetwork) cidrs(ctx context.Context) ([]string, error) {
 	n.mu.Lock()
 	known := n.podCIDRs
 	n.mu.Unlock()
 	if len(known) > 0 {
 		return known, nil
 	}
-	node, err := c.client.CoreV1().Nodes().Get(ctx, c.node, metav1.GetOptions{})
+	node, err := n.kube.CoreV1().Nodes().Get(ctx, n.node, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("read the node's pod CIDR: %w", err)
 	}
@@ -225,7 +236,7 @@ func (n *podNetwork) cidrs(ctx context.Context, c *Controller) ([]string, error)
 	}
 	if len(cidrs) == 0 {
 		if n.configuredCIDR == "" {
-			return nil, fmt.Errorf("node %s has no pod CIDR: spec.podCIDR is unset (is the controller-manager allocating node CIDRs?) and nodes[].podCIDR is not configured", c.node)
+			return nil, fmt.Errorf("node %s has no pod CIDR: spec.podCIDR is unset (is the controller-manager allocating node CIDRs?) and nodes[].podCIDR is not configured", n.node)
 		}
 		return []string{n.configuredCIDR}, nil // not kept: the Node's may come
 	}

@@ -19,20 +19,20 @@ const hostNetworkProbeIP = "127.0.0.1"
 // newProbes returns the probe manager of the controller: exec probes run
 // through the runtime's Exec, as exec hooks do; a changed result syncs the
 // pod again, as a runtime event does.
-func (c *Controller) newProbes() *probe.Manager {
+func (c *Steps) newProbes() *probe.Manager {
 	return probe.NewManager(probe.Config{
 		Runner:   probe.NewProber(probeExecer{c}),
-		Changed:  c.queue.Add,
+		Changed:  c.ctrl.Enqueue,
 		Observed: c.probeEvent,
 		Log:      c.log,
 	})
 }
 
 // probeExecer runs exec probes through runCommand, the path of exec hooks.
-type probeExecer struct{ c *Controller }
+type probeExecer struct{ c *Steps }
 
 func (e probeExecer) ExecSync(ctx context.Context, uid types.UID, container string, cmd []string) (int32, string, error) {
-	code, stdout, stderr, err := e.c.runCommand(ctx, uid, container, cmd)
+	code, stdout, stderr, err := e.c.exec.run(ctx, uid, container, cmd)
 	return code, stdout + stderr, err
 }
 
@@ -40,7 +40,7 @@ func (e probeExecer) ExecSync(ctx context.Context, uid types.UID, container stri
 // (a host-network pod's is the node's, or loopback until that is known):
 // each running attempt's probes run, those of attempts that ended stop.
 // A pod being deleted or done runs no probe.
-func (c *Controller) syncProbes(pod *corev1.Pod, st *corev1.PodStatus, rt *podRuntime) {
+func (c *Steps) syncProbes(pod *corev1.Pod, st *corev1.PodStatus, rt *podRuntime) {
 	if !hasProbes(pod) {
 		return
 	}
@@ -68,11 +68,11 @@ func (c *Controller) syncProbes(pod *corev1.Pod, st *corev1.PodStatus, rt *podRu
 // probeSays whether the container's probe of that kind lets the attempt
 // count as started (Startup) or ready (Readiness): yes without such a
 // probe, else once the probe has succeeded for this attempt.
-func (c *Controller) probeSays(pod *corev1.Pod, ctr *corev1.Container, id string, kind probe.Kind) bool {
+func probeSays(probes *probe.Manager, pod *corev1.Pod, ctr *corev1.Container, id string, kind probe.Kind) bool {
 	if kind.Spec(ctr) == nil {
 		return true
 	}
-	return c.probes.Result(pod.UID, ctr.Name, id, kind) == probe.Success
+	return probes.Result(pod.UID, ctr.Name, id, kind) == probe.Success
 }
 
 // killUnhealthy kills, as the kubelet does, every running attempt whose
@@ -81,7 +81,7 @@ func (c *Controller) probeSays(pod *corev1.Pod, ctr *corev1.Container, id string
 // terminationGracePeriodSeconds if it has one, else the pod's. The pod's
 // sync then restarts the container as its restartPolicy says, with the
 // crash back-off.
-func (c *Controller) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
+func (c *Steps) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
 	if !hasProbes(pod) {
 		return nil
 	}
@@ -111,7 +111,7 @@ func (c *Controller) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
 			grace = *failed.TerminationGracePeriodSeconds
 		}
 		c.log.Info("killing a container that failed its probe", "pod", pod.Namespace+"/"+pod.Name, "container", ctr.Name, "probe", what)
-		if _, err := c.stopContainer(ctx, pod, ctr, last.Id, grace, msg); err != nil {
+		if _, err := c.stopper.stop(ctx, pod, ctr, last.Id, grace, msg); err != nil {
 			return fmt.Errorf("kill container %s after its %s probe failed: %w", ctr.Name, what, err)
 		}
 	}
@@ -121,15 +121,15 @@ func (c *Controller) killUnhealthy(ctx context.Context, pod *corev1.Pod) error {
 // probeEvent records a probe run that did not plainly succeed as the
 // kubelet does: Unhealthy for a failure or a run that could not be done,
 // ProbeWarning for a success worth telling.
-func (c *Controller) probeEvent(r probe.Report) {
+func (c *Steps) probeEvent(r probe.Report) {
 	t := r.Target
 	switch o := r.Outcome; {
 	case o.Result == probe.Failure:
-		c.containerEvent(t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe failed: %s", r.Kind, o.Message)
+		containerEvent(c.events, t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe failed: %s", r.Kind, o.Message)
 	case o.Result == probe.Unknown:
-		c.containerEvent(t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe errored: %s", r.Kind, o.Message)
+		containerEvent(c.events, t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventUnhealthy, "%s probe errored: %s", r.Kind, o.Message)
 	case o.Warning:
-		c.containerEvent(t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventProbeWarning, "%s probe warning: %s", r.Kind, o.Message)
+		containerEvent(c.events, t.Pod, t.Container, t.ContainerID, corev1.EventTypeWarning, eventProbeWarning, "%s probe warning: %s", r.Kind, o.Message)
 	}
 }
 

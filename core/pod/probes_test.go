@@ -6,8 +6,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/probe"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -40,13 +40,14 @@ func TestStatusFollowsProbes(t *testing.T) {
 	}
 	status := func(v verdicts, want func(probe.Result) bool) *corev1.PodStatus {
 		t.Helper()
-		c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+		c := &Steps{waiting: newWaitReasons(), nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 		c.probes = probe.NewManager(probe.Config{Runner: fixedRunner{v}})
+		c.statuses = &statusGenerator{nodeInfo: c.nodeInfo, waiting: c.waiting, messages: newTerminationMessages(nil, "", nil), probes: c.probes}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { c.probes.Run(ctx); close(done) }()
 		defer func() { cancel(); <-done }()
-		st := c.computeStatus(pod, rt)
+		st := c.statuses.compute(pod, rt)
 		c.syncProbes(pod, st, rt)
 		deadline := time.Now().Add(10 * time.Second)
 		for !want(c.probes.Result(pod.UID, "app", "c0", probe.Readiness)) || !want(c.probes.Result(pod.UID, "app", "c0", probe.Startup)) {
@@ -55,7 +56,7 @@ func TestStatusFollowsProbes(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		return c.computeStatus(pod, rt)
+		return c.statuses.compute(pod, rt)
 	}
 
 	// Not started yet: neither started nor ready, whatever readiness says.

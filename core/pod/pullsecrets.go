@@ -25,7 +25,7 @@ import (
 // the registry accepts one, and none at all when nothing matches. A secret
 // that cannot be read is skipped with a warning: the pull may still work.
 // Credentials are never logged.
-func (c *Controller) pullWithSecrets(ctx context.Context, pod *corev1.Pod, req *runtimev1.PullImageRequest) (*runtimev1.PullImageResponse, error) {
+func (c *imagePuller) pullWithSecrets(ctx context.Context, pod *corev1.Pod, req *runtimev1.PullImageRequest) (*runtimev1.PullImageResponse, error) {
 	creds := c.pullCredentials(ctx, pod, req.Image)
 	if len(creds) == 0 {
 		return c.runtime.PullImage(ctx, req)
@@ -45,7 +45,7 @@ func (c *Controller) pullWithSecrets(ctx context.Context, pod *corev1.Pod, req *
 
 // pullCredentials reads the pod's imagePullSecrets and returns the
 // credentials that match image.
-func (c *Controller) pullCredentials(ctx context.Context, pod *corev1.Pod, image string) []registryCredential {
+func (c *imagePuller) pullCredentials(ctx context.Context, pod *corev1.Pod, image string) []registryCredential {
 	if len(pod.Spec.ImagePullSecrets) == 0 {
 		return nil
 	}

@@ -116,7 +116,7 @@ func TestPullTriesEachMatchingSecret(t *testing.T) {
 	first := dockerConfigJSON("first", map[string]string{"127.0.0.1:5000": "u:wrong"})
 	second := dockerConfigJSON("second", map[string]string{"127.0.0.1:5000": "u:right"})
 	rt := &pullRuntime{accept: "right"}
-	c := &Controller{
+	c := &imagePuller{
 		client:  fake.NewSimpleClientset(first, second),
 		runtime: rt,
 		events:  record.NewFakeRecorder(10),

@@ -21,28 +21,28 @@ const reasonStartError = "StartError"
 // its image, its configuration (the environment may wait for a ConfigMap
 // or Secret), the start itself, then its postStart hook. It returns how
 // soon to try again when the container must wait.
-func (c *Controller) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, attempt uint32, pulled *pullResult) (time.Duration, error) {
+func (c *Steps) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, attempt uint32, pulled *pullResult) (time.Duration, error) {
 	if pulled == nil {
-		wait, err := c.pullImage(ctx, pod, ctr)
+		wait, err := c.images.pull(ctx, pod, ctr)
 		pulled = &pullResult{wait, err}
 	}
 	if pulled.wait > 0 || pulled.err != nil {
 		return pulled.wait, pulled.err
 	}
-	spec, err := c.buildSpec(ctx, pod, ctr)
+	spec, err := c.spec.build(ctx, pod, ctr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{"CreateContainerConfigError", err.Error()})
-		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", err.Error())
+		c.waiting.set(pod.UID, ctr.Name, &waitReason{"CreateContainerConfigError", err.Error()})
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", err.Error())
 		// A watch re-queues the pod when a missing object appears; this is
 		// the kubelet's periodic retry behind it.
 		key := backoffKey(pod.UID, "config/"+ctr.Name)
-		c.pullBackoff.Next(key, time.Now())
-		return c.pullBackoff.Get(key), nil
+		c.configBackoff.Next(key, time.Now())
+		return c.configBackoff.Get(key), nil
 	}
-	c.pullBackoff.Reset(backoffKey(pod.UID, "config/"+ctr.Name))
+	c.configBackoff.Reset(backoffKey(pod.UID, "config/"+ctr.Name))
 
 	st, err := c.runtime.StartContainer(ctx, &runtimev1.StartContainerRequest{
 		Node: c.node, Pod: podRef(pod), Container: spec, Attempt: attempt,
@@ -55,17 +55,17 @@ func (c *Controller) startContainer(ctx context.Context, pod *corev1.Pod, ctr *c
 		if status.Code(err) == codes.Unavailable || ctx.Err() != nil {
 			return 0, fmt.Errorf("start container %s of pod %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
 		}
-		c.setWaiting(pod.UID, ctr.Name, &waitReason{startErrorReason(err), msg})
-		c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
+		c.waiting.set(pod.UID, ctr.Name, &waitReason{startErrorReason(err), msg})
+		containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
 		return c.crashBackoff.Get(backoffKey(pod.UID, ctr.Name)) + time.Second, nil
 	}
 	c.state.setContainer(st)
-	c.setWaiting(pod.UID, ctr.Name, nil)
-	c.containerEvent(pod, ctr, st.Id, corev1.EventTypeNormal, eventCreated, "Container created")
+	c.waiting.set(pod.UID, ctr.Name, nil)
+	containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeNormal, eventCreated, "Container created")
 	if st.State == runtimev1.ContainerState_CONTAINER_STATE_EXITED && st.Reason == reasonStartError {
-		c.containerEvent(pod, ctr, st.Id, corev1.EventTypeWarning, eventFailed, "Error: %s", st.Message)
+		containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeWarning, eventFailed, "Error: %s", st.Message)
 	} else {
-		c.containerEvent(pod, ctr, st.Id, corev1.EventTypeNormal, eventStarted, "Container started")
+		containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeNormal, eventStarted, "Container started")
 	}
 	if attempt > 1 {
 		// Keep the attempt before this one for `kubectl logs --previous`.
@@ -88,19 +88,25 @@ func answersFor(st *runtimev1.ContainerStatus, uid types.UID, name string, attem
 		st.GetName(), st.GetAttempt(), st.GetPod().GetUid(), attempt)
 }
 
-// buildSpec resolves the container's environment and translates it into
-// the runtime protocol.
-func (c *Controller) buildSpec(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) (*runtimev1.ContainerSpec, error) {
-	env, err := resolveEnv(ctx, pod, ctr, controllerEnv{c})
-	if err != nil {
-		return nil, err
+// postStart runs the container's postStart hook right after its start. A
+// failing hook kills the container, which then restarts as the pod's
+// restartPolicy says; the hook's message (it may hold the command's output)
+// goes into the container's status, never into an event.
+func (c *Steps) postStart(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, st *runtimev1.ContainerStatus) error {
+	msg, err := c.hooks.run(ctx, pod, ctr, ctr.Lifecycle.PostStart)
+	if err == nil {
+		return nil
 	}
-	spec, err := containerSpec(pod, ctr, env)
-	if err != nil || c.volumeRoot == "" {
-		return spec, err
+	if ctx.Err() != nil {
+		return ctx.Err() // the pod is being deleted: its termination stops the container
 	}
-	if spec.Mounts, err = c.mounts(pod, ctr); err != nil {
-		return nil, err
+	c.log.Warn("postStart hook failed; killing the container", "pod", pod.Namespace+"/"+pod.Name, "container", ctr.Name)
+	containerEvent(c.events, pod, ctr, st.Id, corev1.EventTypeWarning, eventFailedPostStartHook, "PostStartHook failed")
+	if _, err := c.stopper.stop(ctx, pod, ctr, st.Id, podGrace(pod), "FailedPostStartHook"); err != nil {
+		return fmt.Errorf("kill container %s after its postStart hook failed: %w", ctr.Name, err)
 	}
-	return spec, nil
+	if shouldRestart(pod.Spec.RestartPolicy, 1) {
+		c.waiting.set(pod.UID, ctr.Name, &waitReason{"PostStartHookError", msg})
+	}
+	return nil
 }

@@ -1,27 +1,41 @@
 package pod
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/probe"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
 // report computes the pod's status from what the runtime holds and hands it
 // to the status writer.
-func (c *Controller) report(pod *corev1.Pod) {
+func (c *Steps) report(pod *corev1.Pod) {
 	rt := c.state.get(pod.UID)
-	st := c.computeStatus(pod, rt)
+	st := c.statuses.compute(pod, rt)
 	c.syncProbes(pod, st, rt)
 	c.status.Set(pod, st)
 }
 
-// computeStatus is the pod's status as the kubelet would write it.
-func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodStatus {
+// statusGenerator computes pods' statuses as the kubelet's generator does,
+// from the runtime's records and what the other parts of the strategy
+// know: why containers wait, termination messages read from logs, probe
+// results, the node's and the pod's addresses.
+type statusGenerator struct {
+	nodeInfo *podcontroller.NodeInfo
+	network  *podNetwork // nil without a network plugin
+	waiting  *waitReasons
+	messages *terminationMessages
+	probes   *probe.Manager
+}
+
+// compute is the pod's status as the kubelet would write it.
+func (c *statusGenerator) compute(pod *corev1.Pod, rt *podRuntime) *corev1.PodStatus {
 	st := pod.Status.DeepCopy()
 	// Seconds are what the API keeps: finer times would make every
 	// computation differ from what was written.
@@ -30,7 +44,7 @@ func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodS
 		started := unixTime(rt.sandbox.CreatedAtUnixNano)
 		st.StartTime = &started
 	}
-	st.HostIP = c.nodeIP()
+	st.HostIP = c.nodeInfo.Address(context.Background())
 	if st.HostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
 	}
@@ -77,7 +91,7 @@ func (c *Controller) computeStatus(pod *corev1.Pod, rt *podRuntime) *corev1.PodS
 	return st
 }
 
-func (c *Controller) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt *podRuntime, hasInit bool) corev1.ContainerStatus {
+func (c *statusGenerator) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt *podRuntime, hasInit bool) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: ctr.Name, Image: ctr.Image}
 	last := rt.latest(ctr.Name)
 	if prev := rt.previous(ctr.Name); prev != nil {
@@ -89,7 +103,7 @@ func (c *Controller) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt 
 		if hasInit {
 			cs.State.Waiting.Reason = "PodInitializing"
 		}
-		if w, ok := c.waitingOf(pod.UID, ctr.Name); ok {
+		if w, ok := c.waiting.get(pod.UID, ctr.Name); ok {
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: w.reason, Message: w.message}
 		}
 		return cs
@@ -98,15 +112,15 @@ func (c *Controller) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt 
 	cs.ImageID = last.ImageRef
 	cs.RestartCount = int32(last.Attempt)
 	// Started, as the kubelet reports it: running, and past its startup probe.
-	started := last.State == runtimev1.ContainerState_CONTAINER_STATE_RUNNING && c.probeSays(pod, ctr, last.Id, probe.Startup)
+	started := last.State == runtimev1.ContainerState_CONTAINER_STATE_RUNNING && probeSays(c.probes, pod, ctr, last.Id, probe.Startup)
 	cs.Started = &started
 	switch last.State {
 	case runtimev1.ContainerState_CONTAINER_STATE_RUNNING:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: unixTime(last.StartedAtUnixNano)}
 		// Ready once started and past its readiness probe; never while deleted.
-		cs.Ready = pod.DeletionTimestamp == nil && started && c.probeSays(pod, ctr, last.Id, probe.Readiness)
+		cs.Ready = pod.DeletionTimestamp == nil && started && probeSays(c.probes, pod, ctr, last.Id, probe.Readiness)
 	case runtimev1.ContainerState_CONTAINER_STATE_EXITED:
-		if w, ok := c.waitingOf(pod.UID, ctr.Name); ok && pod.DeletionTimestamp == nil {
+		if w, ok := c.waiting.get(pod.UID, ctr.Name); ok && pod.DeletionTimestamp == nil {
 			// Exited, and waiting to be restarted.
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: w.reason, Message: w.message}
 			cs.LastTerminationState = corev1.ContainerState{Terminated: c.terminated(pod, last)}
@@ -121,11 +135,11 @@ func (c *Controller) containerStatus(pod *corev1.Pod, ctr *corev1.Container, rt 
 
 // terminated is how an attempt ended; its message is what it wrote to its
 // termination message file, or else the end of its log when its policy
-// says so (readLogMessages).
-func (c *Controller) terminated(pod *corev1.Pod, st *runtimev1.ContainerStatus) *corev1.ContainerStateTerminated {
+// says so (terminationMessages.read).
+func (c *statusGenerator) terminated(pod *corev1.Pod, st *runtimev1.ContainerStatus) *corev1.ContainerStateTerminated {
 	msg := st.Message
 	if msg == "" {
-		msg = c.logMessage(pod.UID, st.Id)
+		msg = c.messages.message(pod.UID, st.Id)
 	}
 	return &corev1.ContainerStateTerminated{
 		ExitCode:    st.ExitCode,

@@ -6,8 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -93,7 +93,7 @@ func condition(st *corev1.PodStatus, t corev1.PodConditionType) corev1.PodCondit
 // initialized, its app container waits with PodInitializing, and the first
 // init container is reported completed and ready.
 func TestInitContainerStatuses(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	c := &statusGenerator{waiting: newWaitReasons(), messages: newTerminationMessages(nil, "", nil), nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{
 		RestartPolicy:  corev1.RestartPolicyNever,
 		InitContainers: []corev1.Container{{Name: "one"}, {Name: "two"}},
@@ -105,7 +105,7 @@ func TestInitContainerStatuses(t *testing.T) {
 		"one": {exitedOK},
 		"two": {{Name: "two", Id: "i2", State: runtimev1.ContainerState_CONTAINER_STATE_RUNNING}},
 	}}
-	st := c.computeStatus(pod, rt)
+	st := c.compute(pod, rt)
 	if len(st.InitContainerStatuses) != 2 || !st.InitContainerStatuses[0].Ready || st.InitContainerStatuses[1].Ready {
 		t.Fatalf("init statuses = %+v", st.InitContainerStatuses)
 	}
@@ -123,7 +123,7 @@ func TestInitContainerStatuses(t *testing.T) {
 	// Both done, the app container has run to completion: PodCompleted.
 	rt.containers["two"] = []*runtimev1.ContainerStatus{{Name: "two", Id: "i2", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED}}
 	rt.containers["app"] = []*runtimev1.ContainerStatus{{Name: "app", Id: "a", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED}}
-	st = c.computeStatus(pod, rt)
+	st = c.compute(pod, rt)
 	if st.Phase != corev1.PodSucceeded {
 		t.Errorf("phase = %s", st.Phase)
 	}
@@ -137,7 +137,7 @@ func TestInitContainerStatuses(t *testing.T) {
 	// A failed init container with restartPolicy Never fails the pod.
 	rt.containers["two"] = []*runtimev1.ContainerStatus{{Name: "two", Id: "i2", State: runtimev1.ContainerState_CONTAINER_STATE_EXITED, ExitCode: 1}}
 	delete(rt.containers, "app")
-	st = c.computeStatus(pod, rt)
+	st = c.compute(pod, rt)
 	if st.Phase != corev1.PodFailed {
 		t.Errorf("phase = %s", st.Phase)
 	}
@@ -149,10 +149,10 @@ func TestInitContainerStatuses(t *testing.T) {
 // A container with FallbackToLogsOnError shows the end of its log when it
 // failed without writing a message; a message it wrote wins.
 func TestTerminatedMessageFallsBackToLogs(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, logMessages: map[types.UID]map[string]string{}, hostIP: "192.0.2.7"}
+	c := &statusGenerator{waiting: newWaitReasons(), messages: newTerminationMessages(nil, "", nil), nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
 	pod.UID = "u1"
-	c.setLogMessage("u1", "c0", "from the log\n")
+	c.messages.set("u1", "c0", "from the log\n")
 	if got := c.terminated(pod, &runtimev1.ContainerStatus{Id: "c0", ExitCode: 1}).Message; got != "from the log\n" {
 		t.Errorf("message = %q", got)
 	}
@@ -168,7 +168,7 @@ func TestTerminatedMessageFallsBackToLogs(t *testing.T) {
 }
 
 func TestContainerStatusFromRuntime(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	c := &statusGenerator{waiting: newWaitReasons(), messages: newTerminationMessages(nil, "", nil), nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}
 	pod.UID = "u1"
 	rt := &podRuntime{
@@ -178,7 +178,7 @@ func TestContainerStatusFromRuntime(t *testing.T) {
 			{Name: "app", Attempt: 1, Id: "c1", State: runtimev1.ContainerState_CONTAINER_STATE_RUNNING, StartedAtUnixNano: 3e9, ImageRef: "sha256:abc"},
 		}},
 	}
-	st := c.computeStatus(pod, rt)
+	st := c.compute(pod, rt)
 	cs := st.ContainerStatuses[0]
 	if cs.State.Running == nil || cs.RestartCount != 1 || cs.ContainerID != "containerd://c1" || !cs.Ready {
 		t.Errorf("status = %+v", cs)
@@ -206,7 +206,7 @@ func TestContainerStatusFromRuntime(t *testing.T) {
 // A status read back from the API server must equal the one computed again
 // from the same runtime state, or the status writer writes it twice.
 func TestStatusSurvivesTheAPIRoundTrip(t *testing.T) {
-	c := &Controller{waiting: map[types.UID]map[string]waitReason{}, hostIP: "192.0.2.7"}
+	c := &statusGenerator{waiting: newWaitReasons(), messages: newTerminationMessages(nil, "", nil), nodeInfo: podcontroller.KnownNode("192.0.2.7", nil)}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{
 		InitContainers: []corev1.Container{{Name: "init", Image: "busybox"}},
 		Containers:     []corev1.Container{{Name: "app", Image: "busybox"}},
@@ -221,7 +221,7 @@ func TestStatusSurvivesTheAPIRoundTrip(t *testing.T) {
 			{Name: "app", Attempt: 1, Id: "c1", State: runtimev1.ContainerState_CONTAINER_STATE_RUNNING, StartedAtUnixNano: 3_999_999_999},
 		}},
 	}
-	written := c.computeStatus(pod, rt)
+	written := c.compute(pod, rt)
 	data, err := json.Marshal(written)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestStatusSurvivesTheAPIRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(data, &pod.Status); err != nil {
 		t.Fatal(err)
 	}
-	if again := c.computeStatus(pod, rt); !equality.Semantic.DeepEqual(&pod.Status, again) {
+	if again := c.compute(pod, rt); !equality.Semantic.DeepEqual(&pod.Status, again) {
 		t.Errorf("status read back differs from the one computed again:\nread  %+v\nagain %+v", pod.Status, *again)
 	}
 }

@@ -17,13 +17,12 @@ import (
 // not been listed yet: until then the agent does not know what runs.
 const notListedRetry = 200 * time.Millisecond
 
-// sync brings one pod one step closer to its spec and reports its status.
+// Sync brings one pod one step closer to its spec and reports its status.
 // It returns how soon to look at the pod again, if it waits for something.
-func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, error) {
+func (c *Steps) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.Duration, error) {
 	if !c.state.listed() {
 		return notListedRetry, nil
 	}
-	pod := c.podByUID(uid)
 	rt := c.state.get(uid)
 	switch {
 	case pod == nil && rt == nil:
@@ -34,33 +33,33 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		// while the agent was down): nothing may keep running.
 		return 0, c.removeSandbox(ctx, uid)
 	case pod.DeletionTimestamp != nil:
-		c.startTermination(ctx, pod, rt)
+		c.terminations.start(ctx, pod, rt)
 		return 0, nil
 	case isTerminal(pod):
-		c.objects.release(uid)
+		c.objects.Release(uid)
 		if allExited(pod, rt) {
 			// The phase is final, but a container's exit may be told twice,
 			// the second time with what its record adds (its termination
 			// message): the status takes that in.
-			c.readLogMessages(ctx, pod)
+			c.messages.read(ctx, pod, c.state.get(pod.UID))
 			c.report(pod)
 			// Nothing runs any more: its address goes back to the node, as
 			// the kubelet stops a finished pod's sandbox (a node runs out of
-			// addresses otherwise with many finished Jobs).
-			return 0, c.releaseNetwork(ctx, pod)
+			// addresses otherwise with many finished Jobs). A deletion
+			// meanwhile ends this sync: its own releases the rest.
+			if err := c.network.release(ctx, pod); err != nil && ctx.Err() == nil {
+				return 0, err
+			}
 		}
 		return 0, nil
 	}
-	if msg := unsupported(pod, c.network != nil, c.volumeRoot != ""); msg != "" {
+	if msg := unsupported(pod, c.network != nil, c.volumes.enabled()); msg != "" {
 		for _, ctr := range allContainers(pod) {
-			c.setWaiting(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
+			c.waiting.set(uid, ctr.Name, &waitReason{"CreateContainerConfigError", msg})
 		}
 		c.report(pod)
 		return 0, nil
 	}
-	ctx, done := c.cancellable(ctx, uid)
-	defer done()
-
 	var pulled map[string]pullResult
 	if rt == nil || rt.sandbox == nil {
 		var err error
@@ -76,7 +75,7 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 	if err := c.killUnhealthy(ctx, pod); err != nil && ctx.Err() == nil {
 		return 0, err
 	}
-	if err := c.attachNetwork(ctx, pod); err != nil {
+	if err := c.network.attach(ctx, pod); err != nil {
 		if ctx.Err() != nil {
 			return 0, nil
 		}
@@ -84,9 +83,9 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		return 0, err
 	}
 	var refresh time.Duration
-	if c.volumeRoot != "" {
+	if c.volumes.enabled() {
 		var err error
-		if refresh, err = c.makeVolumes(ctx, pod); err != nil {
+		if refresh, err = c.volumes.make(ctx, pod); err != nil {
 			c.report(pod)
 			if errors.Is(err, errVolumeWaits) {
 				return 0, nil // the object's watch re-queues the pod
@@ -103,14 +102,14 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 		// terminates it), or the agent is stopping.
 		return 0, nil
 	}
-	c.readLogMessages(ctx, pod)
+	c.messages.read(ctx, pod, c.state.get(pod.UID))
 	c.report(pod)
 	return retry, err
 }
 
 // syncContainers runs the init containers one after the other, each to its
 // success, and then the app containers.
-func (c *Controller) syncContainers(ctx context.Context, pod *corev1.Pod, pulled map[string]pullResult) (time.Duration, error) {
+func (c *Steps) syncContainers(ctx context.Context, pod *corev1.Pod, pulled map[string]pullResult) (time.Duration, error) {
 	if initialized, wait, err := c.syncInitContainers(ctx, pod, pulled); !initialized || err != nil {
 		return wait, err
 	}
@@ -131,7 +130,7 @@ func (c *Controller) syncContainers(ctx context.Context, pod *corev1.Pod, pulled
 // createSandbox runs the pod's sandbox and meanwhile pulls the images of
 // the containers that start first (the first init container, or else every
 // app container): neither waits for the other.
-func (c *Controller) createSandbox(ctx context.Context, pod *corev1.Pod) (map[string]pullResult, error) {
+func (c *Steps) createSandbox(ctx context.Context, pod *corev1.Pod) (map[string]pullResult, error) {
 	first := pod.Spec.Containers
 	if len(pod.Spec.InitContainers) > 0 {
 		first = pod.Spec.InitContainers[:1]
@@ -142,7 +141,7 @@ func (c *Controller) createSandbox(ctx context.Context, pod *corev1.Pod) (map[st
 		defer close(done)
 		for i := range first {
 			var r pullResult
-			r.wait, r.err = c.pullImage(ctx, pod, &first[i])
+			r.wait, r.err = c.images.pull(ctx, pod, &first[i])
 			pulled[first[i].Name] = r
 		}
 	}()
@@ -151,14 +150,14 @@ func (c *Controller) createSandbox(ctx context.Context, pod *corev1.Pod) (map[st
 	if err != nil {
 		// Set after the pulls' reasons: the sandbox is what the pod waits for.
 		for _, ctr := range allContainers(pod) {
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "create pod sandbox: " + status.Convert(err).Message()})
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"ContainerCreating", "create pod sandbox: " + status.Convert(err).Message()})
 		}
 		return nil, err
 	}
 	return pulled, nil
 }
 
-func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
+func (c *Steps) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 	encoded, err := pod.Marshal()
 	if err != nil {
 		return fmt.Errorf("encode pod: %w", err)
@@ -169,7 +168,7 @@ func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 		HostNetwork: pod.Spec.HostNetwork,
 		Hostname:    hostname(pod),
 		PodObject:   encoded,
-		Dns:         c.podDNS(pod),
+		Dns:         c.spec.podDNS(pod),
 	})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -184,7 +183,7 @@ func (c *Controller) runSandbox(ctx context.Context, pod *corev1.Pod) error {
 // syncContainer starts the container if it never ran, or restarts it as
 // policy says, after the kubelet's back-off. pulled is the pull of its
 // image already done in this sync, if any.
-func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, policy corev1.RestartPolicy, pulled *pullResult) (time.Duration, error) {
+func (c *Steps) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, policy corev1.RestartPolicy, pulled *pullResult) (time.Duration, error) {
 	rt := c.state.get(pod.UID)
 	last := rt.latest(ctr.Name)
 	var attempt uint32
@@ -196,7 +195,7 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 		// killed in the middle of it). The same attempt, asked again, starts.
 		attempt = last.Attempt
 	case last.State != runtimev1.ContainerState_CONTAINER_STATE_EXITED:
-		c.setWaiting(pod.UID, ctr.Name, nil)
+		c.waiting.set(pod.UID, ctr.Name, nil)
 		return 0, nil
 	case !shouldRestart(policy, last.ExitCode):
 		return 0, nil
@@ -205,9 +204,9 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 		finished := time.Unix(0, last.FinishedAtUnixNano)
 		if c.crashBackoff.IsInBackOffSince(key, finished) {
 			delay := c.crashBackoff.Get(key)
-			c.setWaiting(pod.UID, ctr.Name, &waitReason{"CrashLoopBackOff",
+			c.waiting.set(pod.UID, ctr.Name, &waitReason{"CrashLoopBackOff",
 				fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, ctr.Name, podName(pod))})
-			c.containerEvent(pod, ctr, "", corev1.EventTypeWarning, eventBackOff, "Back-off restarting failed container %s in pod %s", ctr.Name, podName(pod))
+			containerEvent(c.events, pod, ctr, "", corev1.EventTypeWarning, eventBackOff, "Back-off restarting failed container %s in pod %s", ctr.Name, podName(pod))
 			return time.Until(finished.Add(delay)) + 10*time.Millisecond, nil
 		}
 		c.crashBackoff.Next(key, finished)
@@ -216,7 +215,7 @@ func (c *Controller) syncContainer(ctx context.Context, pod *corev1.Pod, ctr *co
 	return c.startContainer(ctx, pod, ctr, attempt, pulled)
 }
 
-func (c *Controller) removeAttemptsBefore(ctx context.Context, uid types.UID, name string, keep uint32) {
+func (c *Steps) removeAttemptsBefore(ctx context.Context, uid types.UID, name string, keep uint32) {
 	_, err := c.runtime.RemoveContainer(ctx, &runtimev1.RemoveContainerRequest{Node: c.node, PodUid: string(uid), Name: name, KeepAttempt: keep})
 	if err != nil {
 		c.log.Warn("remove old container attempts", "pod_uid", uid, "container", name, "err", err)
@@ -225,8 +224,8 @@ func (c *Controller) removeAttemptsBefore(ctx context.Context, uid types.UID, na
 	c.state.dropAttemptsBefore(uid, name, keep)
 }
 
-func (c *Controller) removeSandbox(ctx context.Context, uid types.UID) error {
-	if err := c.detachNetwork(ctx, uid); err != nil {
+func (c *Steps) removeSandbox(ctx context.Context, uid types.UID) error {
+	if err := c.network.detach(ctx, uid); err != nil {
 		return err
 	}
 	if _, err := c.runtime.RemoveSandbox(ctx, &runtimev1.RemoveSandboxRequest{Node: c.node, PodUid: string(uid)}); err != nil {

@@ -2,6 +2,7 @@ package pod
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -9,37 +10,63 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/fedlet/fedlet/core/podstatus"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
-// stopSlack is how much longer than the grace period a StopContainer call may take.
-const stopSlack = 30 * time.Second
+// terminations stop deleted pods: their containers, their sandbox, then the
+// pod object. Each runs beside the workers, so that long grace periods do not
+// hold them up; wait waits for them.
+type terminations struct {
+	client   kubernetes.Interface
+	stopper  *containerStopper
+	messages *terminationMessages
+	statuses *statusGenerator
+	status   *podstatus.Manager
+	state    *runtimeState
+	log      *slog.Logger
+	// removeSandbox removes the pod's sandbox and forgets it; retry syncs
+	// the pod again after its back-off.
+	removeSandbox func(ctx context.Context, uid types.UID) error
+	retry         func(uid types.UID)
 
-// startTermination stops a deleted pod's containers within its grace period,
+	mu sync.Mutex
+	// terminating holds pods whose containers are being stopped.
+	terminating map[types.UID]bool
+	// stopping keeps new terminations from starting once wait has begun.
+	stopping bool
+	tasks    sync.WaitGroup
+}
+
+// start stops a deleted pod's containers within its grace period,
 // removes its sandbox and then the pod object, as the kubelet does. It runs
 // beside the workers so that long grace periods do not hold them up.
-func (c *Controller) startTermination(ctx context.Context, pod *corev1.Pod, rt *podRuntime) {
+func (c *terminations) start(ctx context.Context, pod *corev1.Pod, rt *podRuntime) {
 	c.mu.Lock()
-	if c.terminating[pod.UID] {
+	if c.terminating[pod.UID] || c.stopping {
 		c.mu.Unlock()
 		return
 	}
 	c.terminating[pod.UID] = true
+	c.tasks.Add(1)
 	c.mu.Unlock()
 
-	c.tasks.Go(func() {
+	go func() {
+		defer c.tasks.Done()
 		if err := c.terminate(ctx, pod, rt); err != nil {
 			c.log.Error("terminate pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 			c.mu.Lock()
 			delete(c.terminating, pod.UID)
 			c.mu.Unlock()
-			c.queue.AddRateLimited(pod.UID)
+			c.retry(pod.UID)
 		}
-	})
+	}()
 }
 
-func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime) error {
+func (c *terminations) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime) error {
 	grace := remainingGrace(pod)
 	ctrs := allContainers(pod)
 	var wg sync.WaitGroup
@@ -50,7 +77,7 @@ func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRunt
 			continue
 		}
 		wg.Go(func() {
-			if _, err := c.stopContainer(ctx, pod, &ctr, last.Id, grace, ""); err != nil {
+			if _, err := c.stopper.stop(ctx, pod, &ctr, last.Id, grace, ""); err != nil {
 				errs <- err
 			}
 		})
@@ -60,8 +87,8 @@ func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRunt
 	if err := <-errs; err != nil {
 		return err
 	}
-	c.readLogMessages(ctx, pod)
-	if err := c.status.Write(ctx, pod, c.computeStatus(pod, c.state.get(pod.UID))); err != nil {
+	c.messages.read(ctx, pod, c.state.get(pod.UID))
+	if err := c.status.Write(ctx, pod, c.statuses.compute(pod, c.state.get(pod.UID))); err != nil {
 		return err
 	}
 	if err := c.removeSandbox(ctx, pod.UID); err != nil {
@@ -76,6 +103,25 @@ func (c *Controller) terminate(ctx context.Context, pod *corev1.Pod, rt *podRunt
 		return err
 	}
 	return nil
+}
+
+// wait keeps new terminations from starting and waits for those under way.
+func (c *terminations) wait() {
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	c.tasks.Wait()
+}
+
+// forget drops the pod's mark once its object is gone: until then, the
+// syncs its last status and its deletion cause must not terminate it again.
+func (c *terminations) forget(uid types.UID, gone bool) {
+	if !gone {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.terminating, uid)
 }
 
 // remainingGrace is what is left of the grace period the deletion asked for:

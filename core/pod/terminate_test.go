@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/podstatus"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -30,26 +31,32 @@ func (removingRuntime) RemoveSandbox(context.Context, *runtimev1.RemoveSandboxRe
 func TestTerminatedPodStaysTerminatingUntilItsObjectIsGone(t *testing.T) {
 	client := fake.NewClientset()
 	log := slog.New(slog.DiscardHandler)
-	c := New(Config{Node: "n"}, client, removingRuntime{}, podstatus.New(client, log), record.NewFakeRecorder(10), log)
+	pods := podcontroller.NodeInformers(client, "n")
+	ctrl := New(Config{Node: "n"}, podcontroller.Deps{
+		Client: client, Pods: pods, Runtime: removingRuntime{},
+		Status: podstatus.New(client, log), Events: record.NewFakeRecorder(10), Log: log,
+	}, podcontroller.ClusterInformers(client))
+	c := ctrl.Strategy().(*Steps)
+	informer := pods.Core().V1().Pods().Informer()
 	now := metav1.NewTime(time.Now())
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u1", DeletionTimestamp: &now}}
-	if err := c.informer.GetIndexer().Add(pod); err != nil {
+	if err := informer.GetIndexer().Add(pod); err != nil {
 		t.Fatal(err)
 	}
-	c.terminating[pod.UID] = true
+	c.terminations.terminating[pod.UID] = true
 
 	if err := c.removeSandbox(t.Context(), pod.UID); err != nil {
 		t.Fatal(err)
 	}
-	if !c.terminating[pod.UID] {
+	if !c.terminations.terminating[pod.UID] {
 		t.Error("the pod's sandbox is gone and its object is not: it is no longer marked terminating, so it would be terminated again")
 	}
 
-	if err := c.informer.GetIndexer().Delete(pod); err != nil {
+	if err := informer.GetIndexer().Delete(pod); err != nil {
 		t.Fatal(err)
 	}
 	c.forget(pod.UID)
-	if c.terminating[pod.UID] {
+	if c.terminations.terminating[pod.UID] {
 		t.Error("the pod's object is gone, and it is still marked terminating")
 	}
 }

@@ -2,13 +2,14 @@ package pod
 
 import (
 	"context"
-	"errors"
-	"io"
+	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/streams"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -19,13 +20,28 @@ const (
 	logReadTimeout  = 30 * time.Second
 )
 
-// readLogMessages gives each container with terminationMessagePolicy
+// terminationMessages are the termination messages read from the logs of
+// containers with terminationMessagePolicy FallbackToLogsOnError, by pod and
+// container ID. Reading a log is the one call made here.
+type terminationMessages struct {
+	runtime runtimev1.RuntimeClient
+	node    string
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	byPod map[types.UID]map[string]string
+}
+
+func newTerminationMessages(runtime runtimev1.RuntimeClient, node string, log *slog.Logger) *terminationMessages {
+	return &terminationMessages{runtime: runtime, node: node, log: log, byPod: map[types.UID]map[string]string{}}
+}
+
+// read gives each container with terminationMessagePolicy
 // FallbackToLogsOnError that failed without writing a termination message
 // the end of its log instead, as the kubelet does: the last 2 KiB of its
 // last 80 lines. The runtime reads the message file itself; the log is read
 // here, once per attempt, and kept until the pod is forgotten.
-func (c *Controller) readLogMessages(ctx context.Context, pod *corev1.Pod) {
-	rt := c.state.get(pod.UID)
+func (c *terminationMessages) read(ctx context.Context, pod *corev1.Pod, rt *podRuntime) {
 	shown := map[string]bool{}
 	for _, ctr := range allContainers(pod) {
 		if ctr.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
@@ -40,7 +56,7 @@ func (c *Controller) readLogMessages(ctx context.Context, pod *corev1.Pod) {
 				continue
 			}
 			shown[st.Id] = true
-			if c.hasLogMessage(pod.UID, st.Id) {
+			if c.has(pod.UID, st.Id) {
 				continue
 			}
 			msg, err := c.logTail(ctx, pod.UID, ctr.Name, previous)
@@ -50,10 +66,10 @@ func (c *Controller) readLogMessages(ctx context.Context, pod *corev1.Pod) {
 				}
 				continue
 			}
-			c.setLogMessage(pod.UID, st.Id, msg)
+			c.set(pod.UID, st.Id, msg)
 		}
 	}
-	c.keepLogMessages(pod.UID, shown)
+	c.keep(pod.UID, shown)
 }
 
 // needsLogMessage says whether an attempt failed without a message. One
@@ -66,62 +82,68 @@ func needsLogMessage(st *runtimev1.ContainerStatus) bool {
 // logTail reads the end of the newest (or the previous) attempt's log. It
 // follows the newest one, which has exited: that returns once its log
 // driver has written the last line.
-func (c *Controller) logTail(ctx context.Context, uid types.UID, container string, previous bool) (string, error) {
+func (c *terminationMessages) logTail(ctx context.Context, uid types.UID, container string, previous bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, logReadTimeout)
 	defer cancel()
-	stream, err := c.runtime.ContainerLogs(ctx, &runtimev1.ContainerLogsRequest{
+	var tail tailBuffer
+	err := streams.Logs(ctx, c.runtime, &runtimev1.ContainerLogsRequest{
 		Node: c.node, PodUid: string(uid), Container: container,
 		TailLines: logMessageLines, Previous: previous, Follow: !previous,
-	})
+	}, &tail)
 	if err != nil {
 		return "", err
 	}
-	var tail []byte
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return string(tail), nil
-		}
-		if err != nil {
-			return "", err
-		}
-		tail = append(tail, chunk.Data...)
-		if len(tail) > logMessageBytes {
-			tail = append(tail[:0], tail[len(tail)-logMessageBytes:]...)
-		}
-	}
+	return string(tail), nil
 }
 
-func (c *Controller) hasLogMessage(uid types.UID, id string) bool {
+// tailBuffer keeps the last logMessageBytes written to it.
+type tailBuffer []byte
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	if len(*b) > logMessageBytes {
+		*b = append((*b)[:0], (*b)[len(*b)-logMessageBytes:]...)
+	}
+	return len(p), nil
+}
+
+func (c *terminationMessages) has(uid types.UID, id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.logMessages[uid][id]
+	_, ok := c.byPod[uid][id]
 	return ok
 }
 
-func (c *Controller) setLogMessage(uid types.UID, id, msg string) {
+func (c *terminationMessages) set(uid types.UID, id, msg string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.logMessages[uid] == nil {
-		c.logMessages[uid] = map[string]string{}
+	if c.byPod[uid] == nil {
+		c.byPod[uid] = map[string]string{}
 	}
-	c.logMessages[uid][id] = msg
+	c.byPod[uid][id] = msg
 }
 
-// keepLogMessages forgets the messages of attempts no status shows any more.
-func (c *Controller) keepLogMessages(uid types.UID, keep map[string]bool) {
+// keep forgets the messages of attempts no status shows any more.
+func (c *terminationMessages) keep(uid types.UID, keep map[string]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id := range c.logMessages[uid] {
+	for id := range c.byPod[uid] {
 		if !keep[id] {
-			delete(c.logMessages[uid], id)
+			delete(c.byPod[uid], id)
 		}
 	}
 }
 
-// logMessage is the termination message read from an attempt's log, if any.
-func (c *Controller) logMessage(uid types.UID, id string) string {
+// forget drops the pod's messages.
+func (c *terminationMessages) forget(uid types.UID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.logMessages[uid][id]
+	delete(c.byPod, uid)
+}
+
+// message is the termination message read from an attempt's log, if any.
+func (c *terminationMessages) message(uid types.UID, id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byPod[uid][id]
 }

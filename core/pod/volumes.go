@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/volume"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -19,25 +22,41 @@ import (
 // reasonFailedMount is the kubelet's event reason of a volume it cannot make.
 const reasonFailedMount = "FailedMount"
 
-// podDir is where the pod's volumes are made on the node.
-func (c *Controller) podDir(uid types.UID) string {
-	return filepath.Join(c.volumeRoot, string(uid))
+// podVolumes are the pods' node-local volumes, a directory per pod under
+// root: the files of Secrets, ConfigMaps, the downward API and
+// service-account tokens, and emptyDirs.
+type podVolumes struct {
+	root     string // empty for a node that makes none
+	tokens   *volume.Tokens
+	objects  *podcontroller.Objects
+	nodeInfo *podcontroller.NodeInfo
+	waiting  *waitReasons
+	events   record.EventRecorder
+	log      *slog.Logger
 }
 
-func (c *Controller) volumeDir(uid types.UID, name string) string {
+// enabled says whether the node makes volumes.
+func (c *podVolumes) enabled() bool { return c.root != "" }
+
+// podDir is where the pod's volumes are made on the node.
+func (c *podVolumes) podDir(uid types.UID) string {
+	return filepath.Join(c.root, string(uid))
+}
+
+func (c *podVolumes) dir(uid types.UID, name string) string {
 	return filepath.Join(c.podDir(uid), "volumes", name)
 }
 
-// makeVolumes makes (or brings up to date) the pod's volumes on the node
+// make makes (or brings up to date) the pod's volumes on the node
 // and returns how soon one needs a refresh (a token), 0 for never. A
 // volume waiting for an object makes the pod's containers wait, with a
 // FailedMount event.
-func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+func (c *podVolumes) make(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	var refresh time.Time
 	for _, v := range pod.Spec.Volumes {
-		payload, at, err := volume.Build(ctx, pod, v, &Objects{o: c.objects}, c.tokens, c.nodeAllocatable())
+		payload, at, err := volume.Build(ctx, pod, v, c.objects, c.tokens, c.nodeInfo.Allocatable(ctx))
 		if err == nil {
-			dir := c.volumeDir(pod.UID, v.Name)
+			dir := c.dir(pod.UID, v.Name)
 			if v.EmptyDir != nil {
 				err = volume.MakeEmptyDir(dir, fsGroup(pod))
 			} else {
@@ -48,7 +67,7 @@ func (c *Controller) makeVolumes(ctx context.Context, pod *corev1.Pod) (time.Dur
 		if errors.As(err, &missing) {
 			c.events.Event(pod, corev1.EventTypeWarning, reasonFailedMount, missing.Error())
 			for _, ctr := range allContainers(pod) {
-				c.setWaiting(pod.UID, ctr.Name, &waitReason{"ContainerCreating", missing.Error()})
+				c.waiting.set(pod.UID, ctr.Name, &waitReason{"ContainerCreating", missing.Error()})
 			}
 			return 0, errVolumeWaits
 		}
@@ -76,9 +95,9 @@ func fsGroup(pod *corev1.Pod) *int64 {
 // errVolumeWaits: a volume waits for an object; its watch re-queues the pod.
 var errVolumeWaits = errors.New("a volume waits for an object")
 
-// removeVolumes removes what makeVolumes made for the pod.
-func (c *Controller) removeVolumes(uid types.UID) {
-	if c.volumeRoot == "" {
+// remove removes what make made for the pod.
+func (c *podVolumes) remove(uid types.UID) {
+	if c.root == "" {
 		return
 	}
 	if err := os.RemoveAll(c.podDir(uid)); err != nil {
@@ -87,9 +106,8 @@ func (c *Controller) removeVolumes(uid types.UID) {
 	c.tokens.Forget(uid)
 }
 
-// mounts are the container's volume mounts, on the directories
-// makeVolumes made.
-func (c *Controller) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev1.Mount, error) {
+// mounts are the container's volume mounts, on the directories make made.
+func (c *podVolumes) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev1.Mount, error) {
 	byName := map[string]corev1.Volume{}
 	for _, v := range pod.Spec.Volumes {
 		byName[v.Name] = v
@@ -100,7 +118,7 @@ func (c *Controller) mounts(pod *corev1.Pod, ctr *corev1.Container) ([]*runtimev
 		if !ok {
 			return nil, fmt.Errorf("volumeMount %q: the pod has no such volume", vm.Name)
 		}
-		host := c.volumeDir(pod.UID, vm.Name)
+		host := c.dir(pod.UID, vm.Name)
 		if vm.SubPath != "" {
 			if filepath.IsAbs(vm.SubPath) || strings.Contains("/"+vm.SubPath+"/", "/../") {
 				return nil, fmt.Errorf("volumeMount %q: subPath %q must be relative and stay in the volume", vm.Name, vm.SubPath)

@@ -5,9 +5,9 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/runtimewatch"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
@@ -84,68 +84,36 @@ func (s *backendState) listed() bool {
 	return s.once
 }
 
-// watchBackend keeps the backend state current: it opens the pod status
-// stream, lists the backend (so nothing that happened before the stream
-// opened is missed), then applies statuses until the stream breaks, a
-// relist is asked for, or the resync period passes.
-func (c *Controller) watchBackend(ctx context.Context) {
-	runtimewatch.Follow(ctx, c.log, runtimewatch.Watch[runtimev1.PodStatus]{
+// Runtime implements podcontroller.Strategy: the backend state is kept by
+// the pod status stream, with a listing each time it opens, and every 2 s
+// while a deleted pod is still there.
+func (c *Proxy) Runtime() podcontroller.Runtime {
+	return podcontroller.RuntimeWatch[runtimev1.PodStatus]{
 		What: "pod",
 		Open: func(ctx context.Context) (runtimewatch.Stream[runtimev1.PodStatus], error) {
 			return c.backend.WatchPods(ctx, &runtimev1.WatchPodsRequest{Node: c.node})
 		},
-		List:  c.listBackend,
-		Serve: c.applyPodStatuses,
-	})
-}
-
-func (c *Controller) applyPodStatuses(ctx context.Context, events <-chan *runtimev1.PodStatus, failed <-chan error) error {
-	resync := time.NewTimer(resyncPeriod)
-	defer resync.Stop()
-	poll := time.NewTicker(deletingPoll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.relist:
-			return nil
-		case <-resync.C:
-			return nil
-		case <-poll.C:
-			if c.anyDeleting() {
-				// The stream stays open: what it reports meanwhile waits
-				// and is applied after the listing, so nothing newer is lost.
-				if err := c.listBackend(ctx); err != nil {
-					return err
-				}
-			}
-		case st := <-events:
+		List: c.listBackend,
+		Apply: func(st *runtimev1.PodStatus) types.UID {
 			c.state.set(st)
-			c.queue.Add(types.UID(st.GetPod().GetUid()))
-		case err := <-failed:
-			return err
-		}
+			return types.UID(st.GetPod().GetUid())
+		},
+		Poll:      c.anyDeleting,
+		PollEvery: deletingPoll,
 	}
 }
 
-// listBackend replaces the backend state with a fresh listing and re-checks
-// every pod of the node and every pod the backend holds.
-func (c *Controller) listBackend(ctx context.Context) error {
+// listBackend replaces the backend state with a fresh listing and returns
+// every pod that was or is in either.
+func (c *Proxy) listBackend(ctx context.Context) ([]types.UID, error) {
 	resp, err := c.backend.ListPods(ctx, &runtimev1.ListPodsRequest{Node: c.node})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, uid := range c.state.replace(resp.Pods) {
-		c.queue.Add(uid)
-	}
-	for _, obj := range c.informer.GetStore().List() {
-		c.queue.Add(obj.(*corev1.Pod).UID)
-	}
-	return nil
+	return c.state.replace(resp.Pods), nil
 }
 
-func (c *Controller) anyDeleting() bool {
+func (c *Proxy) anyDeleting() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.deleting) > 0

@@ -255,8 +255,8 @@ func TestForceDeletionCutsTheGracePeriodShort(t *testing.T) {
 	})
 	h.backend.HoldDeletions(false)
 	h.waitFor("the pod forgotten", func() (bool, string) {
-		_, held := h.ctrl.state.get(p.UID)
-		return !held && !h.ctrl.anyDeleting(), fmt.Sprintf("held %v", held)
+		_, held := h.proxy.state.get(p.UID)
+		return !held && !h.proxy.anyDeleting(), fmt.Sprintf("held %v", held)
 	})
 }
 

@@ -23,7 +23,7 @@ const minGrace = 1
 // syncDeleted deletes a deleted pod on the backend with what is left of its
 // grace period, and, once the backend no longer has it, writes its final
 // status and deletes the pod object, as the kubelet does.
-func (c *Controller) syncDeleted(ctx context.Context, pod *corev1.Pod, backend *runtimev1.PodStatus, inBackend bool) error {
+func (c *Proxy) syncDeleted(ctx context.Context, pod *corev1.Pod, backend *runtimev1.PodStatus, inBackend bool) error {
 	if !inBackend || backend.Lost {
 		c.mu.Lock()
 		last := c.reported[pod.UID]
@@ -66,7 +66,7 @@ func (c *Controller) syncDeleted(ctx context.Context, pod *corev1.Pod, backend *
 // deleteOrphan deletes at once, on the backend, a pod gone from the API
 // server: its grace period is over, whoever ended it. It is forgotten once
 // a listing no longer has it.
-func (c *Controller) deleteOrphan(ctx context.Context, uid types.UID, backend *runtimev1.PodStatus) error {
+func (c *Proxy) deleteOrphan(ctx context.Context, uid types.UID, backend *runtimev1.PodStatus) error {
 	if backend.Lost {
 		c.forget(uid)
 		return nil
@@ -91,7 +91,7 @@ func (c *Controller) deleteOrphan(ctx context.Context, uid types.UID, backend *r
 
 // deletePodObject deletes the pod object now that nothing of it runs; the
 // UID precondition spares a pod recreated under the same name.
-func (c *Controller) deletePodObject(ctx context.Context, pod *corev1.Pod) error {
+func (c *Proxy) deletePodObject(ctx context.Context, pod *corev1.Pod) error {
 	zero := int64(0)
 	err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,
@@ -120,7 +120,7 @@ func deletionGrace(pod *corev1.Pod, now time.Time) int64 {
 
 // deletionSent says whether the backend has accepted the pod's deletion,
 // and with which grace period.
-func (c *Controller) deletionSent(uid types.UID) (int64, bool) {
+func (c *Proxy) deletionSent(uid types.UID) (int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	grace, ok := c.deleting[uid]

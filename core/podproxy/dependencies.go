@@ -135,7 +135,7 @@ func (e *missingObjectError) Error() string { return e.err.Error() }
 // readDependencies reads the objects the pod refers to; a missing optional
 // one is left out, a missing required one is a *missingObjectError naming
 // it (`configmap "name" not found`).
-func (c *Controller) readDependencies(ctx context.Context, pod *corev1.Pod) (*dependencies, error) {
+func (c *Proxy) readDependencies(ctx context.Context, pod *corev1.Pod) (*dependencies, error) {
 	cms, ss := podReferences(pod)
 	deps := &dependencies{}
 	for _, ref := range cms {
@@ -162,7 +162,7 @@ func (c *Controller) readDependencies(ctx context.Context, pod *corev1.Pod) (*de
 	}
 	deps.secrets = append(deps.secrets, tokens...)
 	if !refresh.IsZero() {
-		c.queue.AddAfter(pod.UID, max(time.Until(refresh), time.Second))
+		c.ctrl.EnqueueAfter(pod.UID, max(time.Until(refresh), time.Second))
 	}
 	return deps, nil
 }

@@ -22,6 +22,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/fedlet/fedlet/core/podcontroller"
 	"github.com/fedlet/fedlet/core/podstatus"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/sdk/sdktest"
@@ -39,7 +40,8 @@ type harness struct {
 	client   *fake.Clientset
 	backend  *sdktest.WholePods
 	events   *record.FakeRecorder
-	ctrl     *Controller
+	ctrl     *podcontroller.Controller
+	proxy    *Proxy
 	statuses *podstatus.Manager
 
 	mu      sync.Mutex
@@ -98,7 +100,15 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	t.Cleanup(func() { _ = conn.Close() })
 
 	h.statuses = podstatus.New(h.client, slog.New(slog.DiscardHandler))
-	h.ctrl = New(Config{Node: testNode}, h.client, runtimev1.NewRuntimeClient(conn), h.statuses, h.events, slog.New(slog.DiscardHandler))
+	h.ctrl = New(testNode, podcontroller.Deps{
+		Client:  h.client,
+		Pods:    podcontroller.NodeInformers(h.client, testNode),
+		Runtime: runtimev1.NewRuntimeClient(conn),
+		Status:  h.statuses,
+		Events:  h.events,
+		Log:     slog.New(slog.DiscardHandler),
+	})
+	h.proxy = h.ctrl.Strategy().(*Proxy)
 	return h
 }
 

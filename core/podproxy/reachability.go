@@ -24,7 +24,7 @@ type reachability struct {
 // BackendReachable tells the controller whether the node's backend can be
 // observed now, and why not. When that changes every pod is looked at
 // again: their statuses get, or lose, ConditionBackendReachable.
-func (c *Controller) BackendReachable(reachable bool, reason, message string) {
+func (c *Proxy) BackendReachable(reachable bool, reason, message string) {
 	c.mu.Lock()
 	old := c.reach
 	c.reach = reachability{reachable: reachable, reason: reason, message: message, since: old.since}
@@ -41,16 +41,14 @@ func (c *Controller) BackendReachable(reachable bool, reason, message string) {
 	} else {
 		c.log.Warn("backend unreachable: pods keep their last status", "reason", reason, "message", message)
 	}
-	for _, obj := range c.informer.GetStore().List() {
-		c.enqueueObject(obj)
-	}
+	c.ctrl.EnqueueAll()
 }
 
 // markUnreachable adds ConditionBackendReachable to st while the backend
 // cannot be observed, with the pod and its containers not ready (as the
 // node lifecycle controller marks the pods of a node gone Unknown); it
 // reports whether it did.
-func (c *Controller) markUnreachable(st *corev1.PodStatus) bool {
+func (c *Proxy) markUnreachable(st *corev1.PodStatus) bool {
 	c.mu.Lock()
 	reach := c.reach
 	c.mu.Unlock()

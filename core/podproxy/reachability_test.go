@@ -20,7 +20,7 @@ func TestUnreachableBackendKeepsTheLastStatusWithAReason(t *testing.T) {
 	}
 
 	const reason, message = "MemberUnreachable", "cannot reach the member API server at https://127.0.0.1:1"
-	h.ctrl.BackendReachable(false, reason, message)
+	h.proxy.BackendReachable(false, reason, message)
 	h.waitFor("the pod marked unreachable", func() (bool, string) {
 		p := h.pod("web")
 		c := findCondition(p.Status.Conditions, ConditionBackendReachable)
@@ -38,7 +38,7 @@ func TestUnreachableBackendKeepsTheLastStatusWithAReason(t *testing.T) {
 		t.Errorf("calls %+v during the outage, want the one creation only", c)
 	}
 
-	h.ctrl.BackendReachable(true, "MemberReady", "")
+	h.proxy.BackendReachable(true, "MemberReady", "")
 	h.waitFor("the mark gone", func() (bool, string) {
 		p := h.pod("web")
 		ready := findCondition(p.Status.Conditions, corev1.PodReady)

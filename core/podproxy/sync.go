@@ -17,11 +17,10 @@ import (
 // has not been listed yet: until then the agent does not know what runs.
 const notListedRetry = 200 * time.Millisecond
 
-// sync brings one pod's two sides together: the pod object on the API
+// Sync brings one pod's two sides together: the pod object on the API
 // server, and what the backend runs of it. It returns how soon to look at
 // the pod again, if it waits for something.
-func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, error) {
-	pod := c.podByUID(uid)
+func (c *Proxy) Sync(ctx context.Context, uid types.UID, pod *corev1.Pod) (time.Duration, error) {
 	if !c.state.listed() {
 		c.keepUnreachable(pod)
 		return notListedRetry, nil
@@ -51,7 +50,7 @@ func (c *Controller) sync(ctx context.Context, uid types.UID) (time.Duration, er
 
 // syncRunning hands the pod over unless the backend runs it as it is now,
 // then reports the backend's status.
-func (c *Controller) syncRunning(ctx context.Context, pod *corev1.Pod, backend *runtimev1.PodStatus, inBackend bool) error {
+func (c *Proxy) syncRunning(ctx context.Context, pod *corev1.Pod, backend *runtimev1.PodStatus, inBackend bool) error {
 	deps, err := c.readDependencies(ctx, pod)
 	var missing *missingObjectError
 	switch {
@@ -100,7 +99,7 @@ func (c *Controller) syncRunning(ctx context.Context, pod *corev1.Pod, backend *
 
 // createPod hands the pod and its objects over to the backend and returns
 // the status it answers with.
-func (c *Controller) createPod(ctx context.Context, pod *corev1.Pod, deps *dependencies) (*runtimev1.PodStatus, error) {
+func (c *Proxy) createPod(ctx context.Context, pod *corev1.Pod, deps *dependencies) (*runtimev1.PodStatus, error) {
 	podBytes, cms, secrets, err := encode(pod, deps)
 	if err != nil {
 		return nil, err
@@ -115,7 +114,7 @@ func (c *Controller) createPod(ctx context.Context, pod *corev1.Pod, deps *depen
 }
 
 // report writes the backend's status of the pod, as the hub sees it.
-func (c *Controller) report(ctx context.Context, pod *corev1.Pod, backend *runtimev1.PodStatus) {
+func (c *Proxy) report(ctx context.Context, pod *corev1.Pod, backend *runtimev1.PodStatus) {
 	if backend == nil || len(backend.Status) == 0 {
 		return // nothing observed yet
 	}
@@ -136,7 +135,7 @@ func (c *Controller) report(ctx context.Context, pod *corev1.Pod, backend *runti
 // keepUnreachable marks the last status of a pod written before the agent
 // could list an unreachable backend (it started, or its plugin restarted,
 // during the outage).
-func (c *Controller) keepUnreachable(pod *corev1.Pod) {
+func (c *Proxy) keepUnreachable(pod *corev1.Pod) {
 	if pod == nil || pod.DeletionTimestamp != nil || isTerminal(pod) {
 		return
 	}
@@ -147,7 +146,7 @@ func (c *Controller) keepUnreachable(pod *corev1.Pod) {
 
 // markLost fails a pod its backend lost, synchronously, so that it is
 // never handed over again, not even by an agent restarted meanwhile.
-func (c *Controller) markLost(ctx context.Context, pod *corev1.Pod) error {
+func (c *Proxy) markLost(ctx context.Context, pod *corev1.Pod) error {
 	c.mu.Lock()
 	first := !c.lost[pod.UID]
 	c.lost[pod.UID] = true
@@ -171,13 +170,13 @@ func ranOnBackend(pod *corev1.Pod) bool {
 	return pod.Status.StartTime != nil
 }
 
-func (c *Controller) handedOver(uid types.UID) string {
+func (c *Proxy) handedOver(uid types.UID) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.handed[uid]
 }
 
-func (c *Controller) isLost(uid types.UID) bool {
+func (c *Proxy) isLost(uid types.UID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lost[uid]

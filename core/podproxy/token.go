@@ -23,7 +23,7 @@ const AnnotationProjectedVolume = "fedlet.io/projected-volume"
 // tokenSecrets are the pod's projected volumes that hold a service-account
 // token, each as a Secret of its files, with the token requested for the
 // pod; and when the first of them is due for a refresh.
-func (c *Controller) tokenSecrets(ctx context.Context, pod *corev1.Pod) ([]*corev1.Secret, time.Time, error) {
+func (c *Proxy) tokenSecrets(ctx context.Context, pod *corev1.Pod) ([]*corev1.Secret, time.Time, error) {
 	var out []*corev1.Secret
 	var refresh time.Time
 	for _, v := range pod.Spec.Volumes {

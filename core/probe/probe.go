@@ -14,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/fedlet/fedlet/core/version"
+	"github.com/fedlet/fedlet/plugins/version"
 )
 
 // Kind is what a probe decides about its container. Its value is the word

@@ -9,6 +9,7 @@ package runtimewatch
 import (
 	"context"
 	"log/slog"
+	"math"
 	"time"
 
 	"google.golang.org/grpc/metadata"
@@ -40,19 +41,20 @@ type Watch[T any] struct {
 	Serve func(ctx context.Context, messages <-chan *T, failed <-chan error) error
 }
 
-// Follow runs rounds of w until ctx ends.
+// Follow runs rounds of w until ctx ends: a round that ends well is
+// followed by another at once; one that fails, after a back-off of 200 ms
+// doubling up to 10 s, which starts over after the next round that ends well.
 func Follow[T any](ctx context.Context, log *slog.Logger, w Watch[T]) {
-	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Cap: 10 * time.Second, Steps: 1 << 30}
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Cap: 10 * time.Second, Steps: math.MaxInt32}
 	for ctx.Err() == nil {
-		if err := round(ctx, log, w); err != nil && ctx.Err() == nil {
-			log.Warn("watch "+w.What+"s", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff.Step()):
+		// Until ends (nil) after a round that ended well, or with ctx.
+		_ = backoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+			if err := round(ctx, log, w); err != nil && ctx.Err() == nil {
+				log.Warn("watch "+w.What+"s", "err", err)
+				return false, nil
 			}
-			continue
-		}
-		backoff.Duration = 200 * time.Millisecond
+			return true, nil
+		})
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 
 func read(t *testing.T, path string) string {
@@ -154,12 +156,7 @@ func TestFromDataItemsAndOptional(t *testing.T) {
 // With an fsGroup the files and an emptyDir belong to that group, the group
 // may read the files, and what is made in the emptyDir inherits the group.
 func TestFSGroupOwnsTheVolume(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("giving files to another group needs root, and CI runs as root")
-		}
-		t.Skip("not root: cannot give files to another group")
-	}
+	testenv.Need(t, "root, to give files to another group", os.Geteuid() == 0)
 	gid := int64(4242)
 	dir := t.TempDir()
 	if err := Write(dir, Payload{"secret": {Data: []byte("x"), Mode: 0o400}}, &gid); err != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/containernetworking/cni/libcni"
 
 	cniplugin "github.com/fedlet/fedlet/cni/plugin"
-	"github.com/fedlet/fedlet/core/pluginhost"
 	"github.com/fedlet/fedlet/integration/cluster"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
 )
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 
 // testBinDir is where the components are: $FEDLET_BIN_DIR, or bin/ of the
@@ -27,16 +29,11 @@ func testBinDir(t *testing.T) string {
 	return filepath.Join(root, "bin")
 }
 
-// need skips the test (fails it under CI) when what it needs is missing.
+// need fails the test when what it needs is missing (it skips if the
+// developer opted out: testenv.SkipMissingEnv).
 func need(t *testing.T, what string, ok bool) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("missing: %s", what)
-	}
-	t.Skipf("missing: %s", what)
+	testenv.Need(t, what, ok)
 }
 
 // needComponents checks that the components opts starts are built.

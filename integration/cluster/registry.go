@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/fedlet/fedlet/integration/busybox"
+	"github.com/fedlet/fedlet/plugins/images/busybox"
 )
 
 // registryConfig is the configuration of distribution's registry: the

@@ -26,7 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
-	"github.com/fedlet/fedlet/integration/busybox"
+	"github.com/fedlet/fedlet/plugins/images/busybox"
 )
 
 // markedImage is the busybox image with one more layer holding /marker.

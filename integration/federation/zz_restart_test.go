@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fedlet/fedlet/core/podproxy"
+	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 
 // TestHubAgentRestartLeavesTheMemberPodAlone: the hub's agent is killed and
@@ -28,10 +28,7 @@ import (
 // adopted pod, deleted on the hub, goes from the member.
 func TestHubAgentRestartLeavesTheMemberPodAlone(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("nft is not installed (integration/install-deps.sh installs nftables): cannot read the masquerade rules")
-		}
-		t.Skip("nft is not installed: cannot read the masquerade rules")
+		testenv.Missing(t, "nft is not installed (integration/install-deps.sh installs nftables): cannot read the masquerade rules")
 	}
 	ns := namespace(t)
 	ctx := context.Background()

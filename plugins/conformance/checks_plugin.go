@@ -21,7 +21,7 @@ var startChecks = []Check{
 	},
 	{
 		Name: "configure",
-		Rule: "Configure hands the plugin its configuration, once after every start of the process, before any other call but Describe: it accepts the given config",
+		Rule: "Configure hands the plugin its configuration, once after every start of the process, before any other call but Describe (and the base protocol's ValidateConfig, which finds no violation in it): it accepts the given config",
 		run:  checkStartStage(stageConfigure),
 	},
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/fedlet/fedlet/integration/busybox"
 	"github.com/fedlet/fedlet/plugins/conformance"
+	"github.com/fedlet/fedlet/plugins/images/busybox"
 	"github.com/fedlet/fedlet/plugins/runtime/containerd/containerdtest"
 )
 

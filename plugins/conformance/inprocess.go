@@ -5,21 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/sdk"
 )
@@ -98,7 +96,7 @@ type server struct {
 	mu      sync.Mutex
 	count   int       // servers started so far: the number of the newest
 	inst    *instance // nil while none serves
-	desc    *runtimev1.DescribeResponse
+	desc    *pluginv1.DescribeResponse
 	last    lifeEvent
 	subs    map[chan lifeEvent]struct{}
 	conns   []*grpc.ClientConn // of every server started, closed when the kit stops
@@ -155,9 +153,9 @@ func (s *server) launch(ctx context.Context) (*instance, error) {
 	}
 	inst := &instance{n: n, impl: impl, served: make(chan struct{})}
 	var err error
-	inst.srv, err = sdkServer(impl,
+	inst.srv, err = sdk.NewRuntimeServer(impl, sdk.WithServerOptions(
 		grpc.ChainUnaryInterceptor(s.crashOnPanicUnary(n)),
-		grpc.ChainStreamInterceptor(s.crashOnPanicStream(n)))
+		grpc.ChainStreamInterceptor(s.crashOnPanicStream(n))))
 	if err != nil {
 		return nil, &startError{stageHandshake, fmt.Errorf("server %d: %w", n, err)}
 	}
@@ -176,13 +174,14 @@ func (s *server) launch(ctx context.Context) (*instance, error) {
 	inst.rt = runtimev1.NewRuntimeClient(inst.conn)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	desc, err := inst.rt.Describe(cctx, &runtimev1.DescribeRequest{}, grpc.WaitForReady(true))
+	base := pluginv1.NewPluginClient(inst.conn)
+	desc, err := base.Describe(cctx, &pluginv1.DescribeRequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		_ = inst.conn.Close()
 		inst.shutdown()
 		return nil, &startError{stageDescribe, fmt.Errorf("server %d: describe: %w", n, err)}
 	}
-	if _, err := inst.rt.Configure(cctx, &runtimev1.ConfigureRequest{Config: s.cfg.PluginConfig, Nodes: []string{s.cfg.Node}}, grpc.WaitForReady(true)); err != nil {
+	if _, err := base.Configure(cctx, &pluginv1.ConfigureRequest{Config: s.cfg.PluginConfig, Nodes: []string{s.cfg.Node}}, grpc.WaitForReady(true)); err != nil {
 		inst.shutdown()
 		_ = inst.conn.Close()
 		return nil, &startError{stageConfigure, fmt.Errorf("server %d: configure: %w", n, err)}
@@ -193,23 +192,6 @@ func (s *server) launch(ctx context.Context) (*instance, error) {
 	s.mu.Unlock()
 	s.cfg.Log.Info("in-process plugin server started", "plugin", desc.GetName(), "server", n, "socket", s.socket)
 	return inst, nil
-}
-
-// sdkServer is the gRPC server sdk.ServeRuntime serves impl on, at the
-// newest protocol version the SDK speaks, with opts added: go-plugin's
-// server, and the SDK's go-plugin binding registering impl on it.
-func sdkServer(impl runtimev1.RuntimeServer, opts ...grpc.ServerOption) (*grpc.Server, error) {
-	versions := sdk.VersionedPlugins(impl)
-	newest := slices.Max(slices.Collect(maps.Keys(versions)))
-	p, ok := versions[newest][sdk.RuntimePluginName].(plugin.GRPCPlugin)
-	if !ok {
-		return nil, fmt.Errorf("the SDK's runtime plugin of version %d is not a gRPC plugin", newest)
-	}
-	srv := plugin.DefaultGRPCServer(opts)
-	if err := p.GRPCServer(nil, srv); err != nil {
-		return nil, fmt.Errorf("register the implementation: %w", err)
-	}
-	return srv, nil
 }
 
 // dial connects to a unix socket: one connection per server, as the plugin
@@ -327,7 +309,7 @@ func (s *server) client() runtimev1.RuntimeClient {
 	return s.inst.rt
 }
 
-func (s *server) describe() *runtimev1.DescribeResponse {
+func (s *server) describe() *pluginv1.DescribeResponse {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.desc

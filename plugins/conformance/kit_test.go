@@ -27,7 +27,7 @@ func buildPlugin(t *testing.T, dir, name, pkg string) string {
 // The in-memory test plugin of the plugin host's tests: it serves the SDK's
 // handshake and answers sandboxes, but runs no containers.
 func buildTestPlugin(t *testing.T) string {
-	return buildPlugin(t, t.TempDir(), "fedlet-testplugin", "github.com/fedlet/fedlet/core/pluginhost/testdata/testplugin")
+	return buildPlugin(t, t.TempDir(), "fedlet-testplugin", "github.com/fedlet/fedlet/plugins/pluginhost/testdata/testplugin")
 }
 
 func outcomes(res conformance.Result) map[string]conformance.Outcome {
@@ -112,6 +112,13 @@ func TestKitReportsTheStageThatFailed(t *testing.T) {
 			failStage:  "configure",
 			passStages: []string{"handshake"},
 			why:        "no thanks",
+		},
+		{
+			name:       "config invalid",
+			cfg:        conformance.Config{PluginConfig: []byte(`{"invalid":"names no check"}`)},
+			failStage:  "configure",
+			passStages: []string{"handshake"},
+			why:        "config field checks[1].name: names no check (fix: leave invalid out)",
 		},
 		{
 			name:      "protocol version 2 only",

@@ -12,7 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fedlet/fedlet/core/pluginhost"
+	"github.com/fedlet/fedlet/plugins/pluginhost"
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -80,14 +81,16 @@ func startPlugin(ctx context.Context, cfg Config) (target, error) {
 }
 
 // startStage tells from the host's error which stage of the start failed:
-// the host calls Describe then Configure once the process is connected, and
-// says which of the two failed.
+// the host calls Describe, ValidateConfig then Configure once the process is
+// connected, and says which failed. A config the plugin finds wrong fails
+// the configure stage, whichever of the two calls said so.
 func startStage(err error) string {
 	msg := err.Error()
+	var configErr *pluginhost.ConfigError
 	switch {
 	case strings.Contains(msg, ": describe: "):
 		return stageDescribe
-	case strings.Contains(msg, ": configure: "):
+	case errors.As(err, &configErr), strings.Contains(msg, ": validate config: "), strings.Contains(msg, ": configure: "):
 		return stageConfigure
 	}
 	return stageHandshake
@@ -95,7 +98,7 @@ func startStage(err error) string {
 
 func (p *process) client() runtimev1.RuntimeClient { return p.rt.Client() }
 
-func (p *process) describe() *runtimev1.DescribeResponse { return p.rt.Describe() }
+func (p *process) describe() *pluginv1.DescribeResponse { return p.rt.Describe() }
 
 func (p *process) state() (bool, string, string) { return p.rt.State() }
 

@@ -46,7 +46,7 @@ func (s *suite) choose() (Suite, string) {
 		return ContainerSuite, fmt.Sprintf("the plugin did not start (%s failed), so it declared no capabilities: the container-level checks are reported, none of them run", s.startErr.stage)
 	}
 	d := s.plugin.describe()
-	if slices.Contains(d.GetCapabilities(), runtimev1.Capability_CAPABILITY_WHOLE_PODS) {
+	if slices.Contains(d.GetCapabilities(), runtimev1.Capability_CAPABILITY_WHOLE_PODS.String()) {
 		return WholePodSuite, fmt.Sprintf("Describe of %s %s declares CAPABILITY_WHOLE_PODS: the pod-level calls (CreatePod, DeletePod, ListPods, WatchPods; logs, exec, attach and port-forward of whole pods) are checked, and the container-level calls must answer Unimplemented", d.GetName(), d.GetVersion())
 	}
 	return ContainerSuite, fmt.Sprintf("Describe of %s %s does not declare CAPABILITY_WHOLE_PODS: the container-level calls (sandboxes, images, containers, logs, exec, attach, port-forward) are checked", d.GetName(), d.GetVersion())

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -12,7 +13,7 @@ type target interface {
 	// client calls the instance now serving.
 	client() runtimev1.RuntimeClient
 	// describe is what the plugin said of itself when it was started.
-	describe() *runtimev1.DescribeResponse
+	describe() *pluginv1.DescribeResponse
 	// subscribe returns the plugin's events, starting with its current
 	// state, and a function that ends the subscription.
 	subscribe() (<-chan lifeEvent, func())

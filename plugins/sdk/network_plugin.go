@@ -74,3 +74,7 @@ type NetworkConn struct {
 	// Exited is closed once the plugin process has exited.
 	Exited <-chan struct{}
 }
+
+// Connection returns the connection and the exit channel of the plugin
+// process: what any host needs of a dispensed plugin (Dispensed).
+func (c *NetworkConn) Connection() (*grpc.ClientConn, <-chan struct{}) { return c.Conn, c.Exited }

@@ -1,4 +1,4 @@
-package sdk
+package sdk_test
 
 import (
 	"testing"
@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 	"github.com/fedlet/fedlet/plugins/sdk/sdktest"
 )
 
@@ -18,8 +19,8 @@ func TestNetworkPluginInProcess(t *testing.T) {
 	reattach := make(chan *plugin.ReattachConfig, 1)
 	closed := make(chan struct{})
 	go plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: NetworkVersionedPlugins(sdktest.NewNetwork("mem", "1.0")),
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.NetworkVersionedPlugins(sdktest.NewNetwork("mem", "1.0")),
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           hclog.NewNullLogger(),
 		Test:             &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed},
@@ -32,12 +33,12 @@ func TestNetworkPluginInProcess(t *testing.T) {
 	case <-closed:
 		t.Fatal("plugin server stopped before serving")
 	}
-	if rc.ProtocolVersion != NetworkProtocolV1 {
-		t.Errorf("served protocol version %d, want %d", rc.ProtocolVersion, NetworkProtocolV1)
+	if rc.ProtocolVersion != sdk.NetworkProtocolV1 {
+		t.Errorf("served protocol version %d, want %d", rc.ProtocolVersion, sdk.NetworkProtocolV1)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		Plugins:          NetworkVersionedPlugins(nil)[rc.ProtocolVersion],
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          sdk.NetworkVersionedPlugins(nil)[rc.ProtocolVersion],
 		Reattach:         rc,
 		Logger:           hclog.NewNullLogger(),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -48,11 +49,11 @@ func TestNetworkPluginInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	raw, err := proto.Dispense(NetworkPluginName)
+	raw, err := proto.Dispense(sdk.NetworkPluginName)
 	if err != nil {
 		t.Fatalf("dispense: %v", err)
 	}
-	conn, ok := raw.(*NetworkConn)
+	conn, ok := raw.(*sdk.NetworkConn)
 	if !ok {
 		t.Fatalf("dispensed %T, want *NetworkConn", raw)
 	}
@@ -69,7 +70,7 @@ func TestNetworkPluginInProcess(t *testing.T) {
 }
 
 func TestNetworkPluginWithoutImplRefusesToServe(t *testing.T) {
-	if err := (&NetworkPlugin{}).GRPCServer(nil, nil); err == nil {
+	if err := (&sdk.NetworkPlugin{}).GRPCServer(nil, nil); err == nil {
 		t.Error("GRPCServer with no Impl succeeded")
 	}
 }

@@ -53,3 +53,7 @@ type RuntimeConn struct {
 	// Exited is closed once the plugin process has exited.
 	Exited <-chan struct{}
 }
+
+// Connection returns the connection and the exit channel of the plugin
+// process: what any host needs of a dispensed plugin (Dispensed).
+func (c *RuntimeConn) Connection() (*grpc.ClientConn, <-chan struct{}) { return c.Conn, c.Exited }

@@ -1,4 +1,4 @@
-package sdk
+package sdk_test
 
 import (
 	"testing"
@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 	"github.com/fedlet/fedlet/plugins/sdk/sdktest"
 )
 
@@ -18,8 +19,8 @@ func TestRuntimePluginInProcess(t *testing.T) {
 	reattach := make(chan *plugin.ReattachConfig, 1)
 	closed := make(chan struct{})
 	go plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: VersionedPlugins(sdktest.New("mem", "1.0")),
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.VersionedPlugins(sdktest.New("mem", "1.0")),
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           hclog.NewNullLogger(),
 		Test:             &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed},
@@ -33,9 +34,9 @@ func TestRuntimePluginInProcess(t *testing.T) {
 		t.Fatal("plugin server stopped before serving")
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: Handshake,
+		HandshakeConfig: sdk.Handshake,
 		// A reattached client skips negotiation and uses Plugins as they are.
-		Plugins:          VersionedPlugins(nil)[rc.ProtocolVersion],
+		Plugins:          sdk.VersionedPlugins(nil)[rc.ProtocolVersion],
 		Reattach:         rc,
 		Logger:           hclog.NewNullLogger(),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -46,11 +47,11 @@ func TestRuntimePluginInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	raw, err := proto.Dispense(RuntimePluginName)
+	raw, err := proto.Dispense(sdk.RuntimePluginName)
 	if err != nil {
 		t.Fatalf("dispense: %v", err)
 	}
-	conn, ok := raw.(*RuntimeConn)
+	conn, ok := raw.(*sdk.RuntimeConn)
 	if !ok {
 		t.Fatalf("dispensed %T, want *RuntimeConn", raw)
 	}
@@ -67,7 +68,7 @@ func TestRuntimePluginInProcess(t *testing.T) {
 }
 
 func TestRuntimePluginWithoutImplRefusesToServe(t *testing.T) {
-	if err := (&RuntimePlugin{}).GRPCServer(nil, nil); err == nil {
+	if err := (&sdk.RuntimePlugin{}).GRPCServer(nil, nil); err == nil {
 		t.Error("GRPCServer with no Impl succeeded")
 	}
 }

@@ -1,8 +1,11 @@
 package sdk
 
 import (
+	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,14 +22,22 @@ import (
 //   - slog's default logger becomes a JSON handler on stderr at the level the
 //     host asked for (LogLevelEnv, "info" when unset), so the plugin's records
 //     appear in the agent's log;
+//   - the protocol's request rules (RequestRules) refuse a call for a node
+//     impl does not serve, or without a field the protocol requires, before
+//     impl sees it;
 //   - go-plugin checks the handshake, negotiates the protocol version among
 //     VersionedPlugins, sets up mutual TLS when the host asks for it
-//     (AutoMTLS), and serves impl over gRPC.
+//     (AutoMTLS), and serves impl over gRPC;
+//   - the same gRPC server serves the base protocol (pluginv1.Plugin) that
+//     every family shares: Describe and Configure go to impl's own,
+//     completed by the Description given WithDescription, and
+//     ValidateConfig checks a configuration with the Description's fields
+//     and Validate function.
 //
 // ServeRuntime returns when the host shuts the plugin down. Run outside a
 // host, it prints that the program is a plugin and exits with status 1.
 func ServeRuntime(impl runtimev1.RuntimeServer, opts ...ServeOption) {
-	serve(VersionedPlugins(impl), opts)
+	serve(VersionedPlugins(impl), runtimeHooks(impl), opts)
 }
 
 // ServeNetwork serves impl as a fedlet network plugin, exactly as
@@ -37,14 +48,16 @@ func ServeRuntime(impl runtimev1.RuntimeServer, opts ...ServeOption) {
 // ServeNetwork returns when the host shuts the plugin down. Run outside a
 // host, it prints that the program is a plugin and exits with status 1.
 func ServeNetwork(impl networkv1.NetworkServer, opts ...ServeOption) {
-	serve(NetworkVersionedPlugins(impl), opts)
+	serve(NetworkVersionedPlugins(impl), networkHooks(impl), opts)
 }
 
 // ServeOption changes how ServeRuntime and ServeNetwork serve a plugin.
 type ServeOption func(*serveConfig)
 
 type serveConfig struct {
-	grpcOptions []grpc.ServerOption
+	grpcOptions    []grpc.ServerOption
+	noRequestRules bool
+	description    Description
 }
 
 // WithServerOptions adds options to the plugin's gRPC server, after those
@@ -54,12 +67,9 @@ func WithServerOptions(opts ...grpc.ServerOption) ServeOption {
 	return func(c *serveConfig) { c.grpcOptions = append(c.grpcOptions, opts...) }
 }
 
-// serve is the main of every kind of plugin.
-func serve(versions map[int]plugin.PluginSet, opts []ServeOption) {
-	var cfg serveConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
+// serve is the main of every family of plugin.
+func serve(versions map[int]plugin.PluginSet, family familyHooks, opts []ServeOption) {
+	cfg := collectOptions(opts)
 	level := logLevelFromEnv()
 	// go-plugin replaces os.Stderr with a pipe once it serves; the handler
 	// keeps the real stderr, which is the stream the host parses.
@@ -68,16 +78,48 @@ func serve(versions map[int]plugin.PluginSet, opts []ServeOption) {
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
-		VersionedPlugins: versions,
-		GRPCServer: func(base []grpc.ServerOption) *grpc.Server {
-			return plugin.DefaultGRPCServer(append(base, cfg.grpcOptions...))
-		},
+		VersionedPlugins: withBase(versions, &baseServer{desc: cfg.description, family: family}),
+		GRPCServer:       cfg.grpcServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Output:     os.Stderr,
 			JSONFormat: true,
 			Level:      hclog.LevelFromString(LevelName(level)),
 		}),
 	})
+}
+
+// NewRuntimeServer returns the gRPC server ServeRuntime serves impl on, at
+// the newest protocol version the SDK speaks, with the same request rules,
+// base protocol and options, but without go-plugin's process handshake: for
+// serving impl inside a test's own process (the conformance kit's
+// in-process mode). The caller serves it on a listener of its own.
+func NewRuntimeServer(impl runtimev1.RuntimeServer, opts ...ServeOption) (*grpc.Server, error) {
+	cfg := collectOptions(opts)
+	versions := withBase(VersionedPlugins(impl), &baseServer{desc: cfg.description, family: runtimeHooks(impl)})
+	newest := slices.Max(slices.Collect(maps.Keys(versions)))
+	p, ok := versions[newest][RuntimePluginName].(plugin.GRPCPlugin)
+	if !ok {
+		return nil, fmt.Errorf("the runtime plugin of protocol version %d is not a gRPC plugin", newest)
+	}
+	srv := cfg.grpcServer(nil)
+	if err := p.GRPCServer(nil, srv); err != nil {
+		return nil, fmt.Errorf("register the runtime: %w", err)
+	}
+	return srv, nil
+}
+
+func collectOptions(opts []ServeOption) *serveConfig {
+	cfg := &serveConfig{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	return cfg
+}
+
+// grpcServer is the plugin's gRPC server: go-plugin's options (its mutual
+// TLS) first, then the request rules, then the author's own.
+func (c *serveConfig) grpcServer(base []grpc.ServerOption) *grpc.Server {
+	return plugin.DefaultGRPCServer(append(append(base, c.requestRules().ServerOptions()...), c.grpcOptions...))
 }
 
 // exitWithParent ends the plugin when the agent that started it is gone (it

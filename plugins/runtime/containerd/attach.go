@@ -5,9 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"k8s.io/cri-client/pkg/logs"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,6 +15,7 @@ import (
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/runtime/containerd/logdriver"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Attach implements runtimev1.RuntimeServer. Output is followed from the
@@ -27,9 +28,6 @@ func (b *Backend) Attach(stream grpc.BidiStreamingServer[runtimev1.AttachRequest
 		return err
 	}
 	start := first.GetStart()
-	if start == nil {
-		return invalidArgument("start", "the first message of an attach must be an AttachStart")
-	}
 	s, err := b.sessionFor(start.GetNode())
 	if err != nil {
 		return err
@@ -56,7 +54,7 @@ func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stre
 	var stdin *os.File
 	if start.GetStdin() {
 		if ctr.Labels[labelStdin] == "" {
-			return status.Errorf(codes.FailedPrecondition, "container %s of pod %s was not started with stdin", name, uid)
+			return sdk.ContainerWithoutStdin(uid, name)
 		}
 		// The shim reads the FIFO while the container's stdin is open: with
 		// no reader the open fails at once rather than hanging.
@@ -100,45 +98,27 @@ func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stre
 		}
 	}()
 
-	r := &logReader{
-		s:      s,
-		path:   s.logPath(uid, name, labelAttempt(ctr.Labels)),
-		id:     ctr.ID,
-		follow: true,
-		tail:   0,
-		out:    &streamOutput{send: stream.Send},
-		poll:   attachPollInterval,
-	}
-	err = r.run(ctx)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	// Output from the moment of attaching: the log from its end, followed.
+	l := s.attemptLog(s.logPath(uid, name, labelAttempt(ctr.Labels)), ctr.ID)
+	stdout := streamWriter{send: stream.Send, wrap: func(data []byte) *runtimev1.AttachResponse {
+		return &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stdout{Stdout: data}}
+	}}
+	stderr := streamWriter{send: stream.Send, wrap: func(data []byte) *runtimev1.AttachResponse {
+		return &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stderr{Stderr: data}}
+	}}
+	return l.read(ctx, &logs.LogOptions{Follow: true}, 0, stdout, stderr)
 }
 
-// attachPollInterval is how often an attachment looks for new output: an
-// interactive session wants it sooner than `kubectl logs -f`.
-const attachPollInterval = 20 * time.Millisecond
-
-// streamOutput sends each CRI log entry's text as it came, on its stream.
-type streamOutput struct {
+// streamWriter sends each line the log reader writes, as it comes, in the
+// response wrap makes of it. The reader writes from one goroutine.
+type streamWriter struct {
+	wrap func([]byte) *runtimev1.AttachResponse
 	send func(*runtimev1.AttachResponse) error
 }
 
-func (o *streamOutput) entry(line []byte, _ time.Time) (bool, error) {
-	_, stream, partial, text, err := parseCRILine(line)
-	if err != nil {
-		return false, nil
+func (w streamWriter) Write(p []byte) (int, error) {
+	if err := w.send(w.wrap(p)); err != nil {
+		return 0, err
 	}
-	data := append([]byte(nil), text...)
-	if !partial {
-		data = append(data, '\n')
-	}
-	resp := &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stdout{Stdout: data}}
-	if stream == "stderr" {
-		resp = &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stderr{Stderr: data}}
-	}
-	return false, o.send(resp)
+	return len(p), nil
 }
-
-func (o *streamOutput) flush() error { return nil }

@@ -19,9 +19,11 @@ import (
 	"strconv"
 	"sync"
 
-	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Name is what Describe reports.
@@ -87,7 +89,7 @@ func (b *Backend) Configure(ctx context.Context, req *runtimev1.ConfigureRequest
 	}
 	for i, n := range req.GetNodes() {
 		if n == "" {
-			return nil, invalidArgument("nodes["+strconv.Itoa(i)+"]", "must not be empty")
+			return nil, sdk.InvalidArgument("nodes["+strconv.Itoa(i)+"]", "must not be empty")
 		}
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
@@ -130,19 +132,15 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// sessionFor returns the configured session if it serves node.
+// sessionFor returns the configured session. That it serves node is for
+// the SDK's request rules to have checked (sdk.RequestRules), as every
+// field the protocol requires: the backend checks what only it can judge.
 func (b *Backend) sessionFor(node string) (*session, error) {
 	b.mu.RLock()
 	s := b.session
 	b.mu.RUnlock()
 	if s == nil {
-		return nil, status.Error(codes.FailedPrecondition, "plugin is not configured: call Configure first")
-	}
-	if node == "" {
-		return nil, invalidArgument("node", "must be set")
-	}
-	if len(s.nodes) > 0 && !s.nodes[node] {
-		return nil, status.Errorf(codes.NotFound, "node %q is not served by this plugin", node)
+		return nil, sdk.NotConfigured()
 	}
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Config is the plugin's configuration, given as JSON to Configure.
@@ -59,7 +62,9 @@ const (
 )
 
 // ParseConfig decodes raw (empty means all defaults), rejects unknown
-// fields and fills in defaults. Errors name the offending field.
+// fields and fills in defaults. Errors are *sdk.ConfigError, each naming the
+// offending field and its fix; after a successful decode every wrong field
+// is reported (errors.Join), not only the first.
 func ParseConfig(raw []byte) (Config, error) {
 	var c Config
 	if len(bytes.TrimSpace(raw)) > 0 {
@@ -69,8 +74,12 @@ func ParseConfig(raw []byte) (Config, error) {
 			return Config{}, describeJSONError(err)
 		}
 		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return Config{}, errors.New("config: unexpected data after the JSON object")
+			return Config{}, &sdk.ConfigError{Message: "unexpected data after the JSON object", Fix: "give one JSON object"}
 		}
+	}
+	var errs []error
+	fail := func(field, fix, format string, args ...any) {
+		errs = append(errs, &sdk.ConfigError{Field: field, Message: fmt.Sprintf(format, args...), Fix: fix})
 	}
 	if c.Address == "" {
 		c.Address = DefaultAddress
@@ -79,16 +88,16 @@ func ParseConfig(raw []byte) (Config, error) {
 		c.Namespace = DefaultNamespace
 	}
 	if err := identifiers.Validate(c.Namespace); err != nil {
-		return Config{}, fmt.Errorf("config field namespace: %w", err)
+		fail("namespace", "use letters, digits, '.', '_' and '-', starting with a letter or digit (default "+DefaultNamespace+")", "%v", err)
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
-	abs, err := filepath.Abs(c.StateDir)
-	if err != nil {
-		return Config{}, fmt.Errorf("config field stateDir: %w", err)
+	if abs, err := filepath.Abs(c.StateDir); err != nil {
+		fail("stateDir", "give an absolute directory", "%v", err)
+	} else {
+		c.StateDir = abs
 	}
-	c.StateDir = abs
 	if c.Snapshotter == "" {
 		c.Snapshotter = DefaultSnapshotter
 	}
@@ -96,31 +105,38 @@ func ParseConfig(raw []byte) (Config, error) {
 	case c.MaxPods == 0:
 		c.MaxPods = DefaultMaxPods
 	case c.MaxPods < 0:
-		return Config{}, fmt.Errorf("config field maxPods: must be positive, got %d", c.MaxPods)
+		fail("maxPods", fmt.Sprintf("give a positive number, or leave it out for %d", DefaultMaxPods), "must be positive, got %d", c.MaxPods)
 	}
 	if c.NodeAddress == "" {
 		c.NodeAddress = defaultNodeAddress()
 	} else if net.ParseIP(c.NodeAddress) == nil {
-		return Config{}, fmt.Errorf("config field nodeAddress: %q is not an IP address", c.NodeAddress)
+		fail("nodeAddress", "give the node's IPv4 or IPv6 address, or leave it out for the first non-loopback one", "%q is not an IP address", c.NodeAddress)
 	}
 	c.reserved = map[string]resource.Quantity{}
-	for name, v := range c.SystemReserved {
+	for _, name := range slices.Sorted(maps.Keys(c.SystemReserved)) {
+		v, field := c.SystemReserved[name], "systemReserved."+name
 		if !slices.Contains(reservable, name) {
-			return Config{}, fmt.Errorf("config field systemReserved.%s: not a reservable resource (expected one of %s)", name, strings.Join(reservable, ", "))
+			fail(field, "reserve only "+strings.Join(reservable, ", "), "not a reservable resource (expected one of %s)", strings.Join(reservable, ", "))
+			continue
 		}
 		q, err := resource.ParseQuantity(v)
 		if err != nil {
-			return Config{}, fmt.Errorf("config field systemReserved.%s: %q is not a quantity: %v", name, v, err)
+			fail(field, `give a Kubernetes quantity such as "500m" or "256Mi"`, "%q is not a quantity: %v", v, err)
+			continue
 		}
 		if q.Sign() < 0 {
-			return Config{}, fmt.Errorf("config field systemReserved.%s: must not be negative, got %s", name, v)
+			fail(field, "reserve zero or more", "must not be negative, got %s", v)
+			continue
 		}
 		c.reserved[name] = q
 	}
 	for i, r := range c.PlainHTTPRegistries {
 		if r == "" || strings.ContainsAny(r, "/ ") {
-			return Config{}, fmt.Errorf("config field plainHTTPRegistries[%d]: %q is not a host[:port]", i, r)
+			fail(fmt.Sprintf("plainHTTPRegistries[%d]", i), `give the registry as host[:port], without a scheme or path ("registry.local:5000")`, "%q is not a host[:port]", r)
 		}
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
 	}
 	return c, nil
 }
@@ -129,13 +145,15 @@ func ParseConfig(raw []byte) (Config, error) {
 func describeJSONError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return fmt.Errorf("config field %s: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+		return &sdk.ConfigError{Field: typeErr.Field, Message: fmt.Sprintf("expected %s, got JSON %s", typeErr.Type, typeErr.Value),
+			Fix: fmt.Sprintf("give %s a JSON %s", typeErr.Field, typeErr.Type)}
 	}
 	// The decoder reports an unknown field as `json: unknown field "x"`.
 	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return fmt.Errorf("config: unknown field %s", strings.TrimPrefix(msg, "json: unknown field "))
+		return &sdk.ConfigError{Message: "unknown field " + strings.TrimPrefix(msg, "json: unknown field "),
+			Fix: "remove it, or correct its spelling: the fields are " + strings.Join(configFieldNames(), ", ")}
 	}
-	return fmt.Errorf("config: %w", err)
+	return &sdk.ConfigError{Message: err.Error(), Fix: "give a JSON object"}
 }
 
 // defaultNodeAddress is the first non-loopback IPv4 address of an up

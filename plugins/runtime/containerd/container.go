@@ -41,9 +41,6 @@ func (s *session) startContainer(ctx context.Context, req *runtimev1.StartContai
 	if err := validateName("container.name", spec.GetName()); err != nil {
 		return nil, err
 	}
-	if spec.GetImage() == "" {
-		return nil, invalidArgument("container.image", "must be set")
-	}
 	unlock, err := s.locks.lock(ctx, "pod/"+pod.GetUid())
 	if err != nil {
 		return nil, err

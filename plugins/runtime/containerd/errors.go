@@ -10,10 +10,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func invalidArgument(field, problem string) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, problem)
-}
-
 // grpcError gives err the gRPC code that says what went wrong, keeping its
 // message (which says what was being done). Errors that carry a code already
 // keep it.

@@ -16,10 +16,9 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Exec implements runtimev1.RuntimeServer: it runs a command beside the
@@ -34,9 +33,6 @@ func (b *Backend) Exec(stream grpc.BidiStreamingServer[runtimev1.ExecRequest, ru
 		return err
 	}
 	start := first.GetStart()
-	if start == nil {
-		return invalidArgument("start", "the first message of an exec must be an ExecStart")
-	}
 	s, err := b.sessionFor(start.GetNode())
 	if err != nil {
 		return err
@@ -50,9 +46,6 @@ func (s *session) exec(ctx context.Context, start *runtimev1.ExecStart, stream g
 	}
 	if err := validateName("container", start.GetContainer()); err != nil {
 		return err
-	}
-	if len(start.GetCommand()) == 0 {
-		return invalidArgument("command", "is empty")
 	}
 	task, spec, err := s.runningTask(ctx, start)
 	if err != nil {
@@ -158,13 +151,13 @@ func (s *session) runningTask(ctx context.Context, start *runtimev1.ExecStart) (
 		return nil, nil, err
 	}
 	if len(attempts) == 0 {
-		return nil, nil, status.Errorf(codes.NotFound, "container %s of pod %s not found", start.GetContainer(), start.GetPodUid())
+		return nil, nil, sdk.ContainerNotFound(start.GetPodUid(), start.GetContainer())
 	}
 	ctr, err := s.client.LoadContainer(ctx, attempts[len(attempts)-1].ID)
 	if err != nil {
 		return nil, nil, statusf(err, "load container %s", start.GetContainer())
 	}
-	notRunning := status.Errorf(codes.FailedPrecondition, "container %s of pod %s is not running", start.GetContainer(), start.GetPodUid())
+	notRunning := sdk.ContainerNotRunning(start.GetPodUid(), start.GetContainer())
 	task, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
 		return nil, nil, notRunning

@@ -23,6 +23,7 @@ import (
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/runtime/containerd/containerdtest"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // The tests run the backend against a real containerd with runc. The test
@@ -140,7 +141,8 @@ func (h *harness) startPlugin() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.server = grpc.NewServer()
+	// Behind the SDK's request rules, as sdk.ServeRuntime serves it.
+	h.server = grpc.NewServer(sdk.NewRequestRules().ServerOptions()...)
 	runtimev1.RegisterRuntimeServer(h.server, h.backend)
 	go h.server.Serve(lis)
 	h.conn, err = grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))

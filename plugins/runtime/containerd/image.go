@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -38,7 +39,7 @@ func (b *Backend) PullImage(ctx context.Context, req *runtimev1.PullImageRequest
 
 func (s *session) pullImage(ctx context.Context, req *runtimev1.PullImageRequest) (string, error) {
 	if req.GetAlways() && req.GetNever() {
-		return "", invalidArgument("always", "cannot be set together with never")
+		return "", sdk.InvalidArgument("always", "cannot be set together with never")
 	}
 	name, err := normalizeImage(req.GetImage())
 	if err != nil {
@@ -74,12 +75,9 @@ func (s *session) pullImage(ctx context.Context, req *runtimev1.PullImageRequest
 // normalizeImage turns a Kubernetes image name into containerd's full form
 // ("busybox" is "docker.io/library/busybox:latest").
 func normalizeImage(image string) (string, error) {
-	if image == "" {
-		return "", invalidArgument("image", "must be set")
-	}
 	named, err := reference.ParseDockerRef(image)
 	if err != nil {
-		return "", invalidArgument("image", fmt.Sprintf("%q is not a valid image reference: %v", image, err))
+		return "", sdk.InvalidArgument("image", fmt.Sprintf("%q is not a valid image reference: %v", image, err))
 	}
 	return named.String(), nil
 }
@@ -99,7 +97,7 @@ func digestRef(img client.Image) (string, error) {
 func (s *session) localImage(ctx context.Context, image string) (client.Image, error) {
 	name, err := normalizeImage(image)
 	if err != nil {
-		return nil, invalidArgument("container.image", status.Convert(err).Message())
+		return nil, sdk.InvalidArgument("container.image", status.Convert(err).Message())
 	}
 	img, err := s.client.GetImage(ctx, name)
 	if errdefs.IsNotFound(err) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Labels on every containerd object the plugin makes. They are the plugin's
@@ -81,11 +82,8 @@ func netnsName(podUID string) string {
 var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 func validateName(field, v string) error {
-	if v == "" {
-		return invalidArgument(field, "must be set")
-	}
 	if !safeName.MatchString(v) {
-		return invalidArgument(field, fmt.Sprintf("%q must be letters, digits, '-', '_' or '.', starting with a letter or digit", v))
+		return sdk.InvalidArgument(field, fmt.Sprintf("%q must be letters, digits, '-', '_' or '.', starting with a letter or digit", v))
 	}
 	return nil
 }

@@ -5,24 +5,32 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-client/pkg/logs"
+
+	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 const (
-	// logPollInterval is how often a follower looks for new output.
+	// logPollInterval is how often a follower looks for a log file its
+	// driver has not created yet.
 	logPollInterval = 200 * time.Millisecond
+	// logFlushDelay is how long output waits for more to fill its chunk.
+	logFlushDelay = 10 * time.Millisecond
 	// logChunkSize is the most output one LogChunk carries.
 	logChunkSize = 32 * 1024
 	// logDriverGrace bounds the wait for a log driver to write its last
@@ -52,14 +60,14 @@ func (s *session) containerLogs(ctx context.Context, req *runtimev1.ContainerLog
 		return err
 	}
 	if req.GetLimitBytes() < 0 {
-		return invalidArgument("limit_bytes", "must not be negative")
+		return sdk.InvalidArgument("limit_bytes", "must not be negative")
 	}
 	attempts, err := s.loggedAttempts(ctx, req.GetNode(), uid, name)
 	if err != nil {
 		return err
 	}
 	if len(attempts) == 0 {
-		return status.Errorf(codes.NotFound, "container %s of pod %s not found", name, uid)
+		return sdk.ContainerNotFound(uid, name)
 	}
 	attempt := attempts[len(attempts)-1]
 	if req.GetPrevious() {
@@ -68,23 +76,20 @@ func (s *session) containerLogs(ctx context.Context, req *runtimev1.ContainerLog
 		}
 		attempt = attempts[len(attempts)-2]
 	}
-	r := &logReader{
-		s:      s,
-		path:   s.logPath(uid, name, attempt),
-		id:     containerID(uid, name, attempt),
-		follow: req.GetFollow() && !req.GetPrevious(),
-		out: &logOutput{
-			send:       send,
-			timestamps: req.GetTimestamps(),
-			limit:      req.GetLimitBytes(),
-		},
-		tail: req.GetTailLines(),
-		poll: logPollInterval,
+	opts := &logs.LogOptions{
+		Follow:    req.GetFollow() && !req.GetPrevious(),
+		Timestamp: req.GetTimestamps(),
+	}
+	if n := req.GetLimitBytes(); n > 0 {
+		opts.LimitBytes = &n
 	}
 	if n := req.GetSinceUnixNano(); n > 0 {
-		r.since = time.Unix(0, n)
+		opts.Since = time.Unix(0, n)
 	}
-	return r.run(ctx)
+	l := s.attemptLog(s.logPath(uid, name, attempt), containerID(uid, name, attempt))
+	out := &chunkWriter{send: send}
+	err = l.read(ctx, opts, req.GetTailLines(), out, out)
+	return errors.Join(err, out.Close())
 }
 
 // loggedAttempts returns the attempts of a container that exist in
@@ -115,138 +120,123 @@ func (s *session) loggedAttempts(ctx context.Context, node, uid, name string) ([
 	return out, nil
 }
 
-// logReader reads one attempt's log file, following it if asked until the
-// container has exited and its log driver has written the last line.
-type logReader struct {
-	s      *session
-	path   string
-	id     string
-	follow bool
-	tail   int64 // negative: all
-	since  time.Time
-	out    logSink
-	poll   time.Duration // how often a follower looks for new output
+// criLog is one attempt's CRI log file, read with the kubelet's own reader
+// (k8s.io/cri-client/pkg/logs): tail, since, byte limit, timestamps and
+// follow until the container has exited and its last line is written.
+type criLog struct {
+	path string
+	id   string // the attempt's containerd container
+	// running says whether the attempt may still write output.
+	running func(ctx context.Context) (bool, error)
 }
 
-// logSink takes CRI log entries: logOutput for `kubectl logs`,
-// streamOutput for an attachment.
-type logSink interface {
-	// entry takes one CRI line; done says to read no more.
-	entry(line []byte, since time.Time) (done bool, err error)
-	flush() error
+// attemptLog is the log of the attempt id of the session, at path.
+func (s *session) attemptLog(path, id string) criLog {
+	return criLog{path: path, id: id, running: func(ctx context.Context) (bool, error) {
+		st, err := s.statusOf(ctx, id)
+		if isNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return st.GetState() != runtimev1.ContainerState_CONTAINER_STATE_EXITED, nil
+	}}
 }
 
-func (r *logReader) run(ctx context.Context) error {
-	f, err := r.open(ctx)
-	if err != nil || f == nil {
+// read writes the log's stdout and stderr entries to stdout and stderr.
+// tail counts lines of output (negative for all); a follower waits for a
+// log its driver has not created yet. It returns nil when the caller goes
+// away.
+func (l criLog) read(ctx context.Context, opts *logs.LogOptions, tail int64, stdout, stderr io.Writer) error {
+	exists, err := l.wait(ctx, opts.Follow)
+	if err != nil || !exists {
 		return err
 	}
-	defer f.Close()
-	if r.tail >= 0 {
-		off, err := tailOffset(f, r.tail)
+	if tail >= 0 {
+		entries, err := tailEntries(l.path, tail)
 		if err != nil {
-			return status.Errorf(codes.Internal, "read log %s: %v", r.path, err)
+			return status.Errorf(codes.Internal, "read log %s: %v", l.path, err)
 		}
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			return status.Errorf(codes.Internal, "read log %s: %v", r.path, err)
-		}
+		opts.TailLines = &entries
 	}
-	br := bufio.NewReaderSize(f, 64*1024)
-	var pending []byte // a line the driver has not finished writing
-	final := false     // the driver is done: the next EOF is the end
-	for {
-		chunk, err := br.ReadBytes('\n')
-		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
-			line := chunk
-			if len(pending) > 0 {
-				line = append(pending, chunk...)
-				pending = nil
-			}
-			if done, err := r.out.entry(line, r.since); done || err != nil {
-				return errors.Join(err, r.out.flush())
-			}
-			continue
-		}
-		pending = append(pending, chunk...)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return status.Errorf(codes.Internal, "read log %s: %v", r.path, err)
-		}
-		if err := r.out.flush(); err != nil {
-			return err
-		}
-		if !r.follow || final {
-			return nil
-		}
-		running, err := r.running(ctx)
-		if err != nil {
-			return err
-		}
-		if !running {
-			if err := waitLogDriver(ctx, f); err != nil {
-				return err
-			}
-			final = true
-			continue
-		}
-		if err := sleep(ctx, r.poll); err != nil {
-			return nil // the caller went away
-		}
+	err = logs.ReadLogs(ctx, l.path, l.id, opts, attemptState{l: l}, stdout, stderr)
+	switch {
+	case ctx.Err() != nil:
+		return nil // the caller went away
+	case err != nil && status.Code(err) != codes.Unknown:
+		return err // a status from attemptState
+	case err != nil:
+		return status.Errorf(codes.Internal, "read log %s: %v", l.path, err)
 	}
+	return nil
 }
 
-// open opens the log file; when following an attempt whose driver has not
-// created it yet, it waits for it. A nil file means there is nothing to read.
-func (r *logReader) open(ctx context.Context) (*os.File, error) {
+// wait says whether the log file exists; a follower of an attempt whose
+// driver has not created it yet waits while the attempt runs.
+func (l criLog) wait(ctx context.Context, follow bool) (bool, error) {
 	for {
-		f, err := os.Open(r.path)
+		_, err := os.Stat(l.path)
 		if err == nil {
-			return f, nil
+			return true, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return nil, status.Errorf(codes.Internal, "open log: %v", err)
+			return false, status.Errorf(codes.Internal, "open log: %v", err)
 		}
-		if !r.follow {
-			return nil, nil
+		if !follow {
+			return false, nil
 		}
-		running, err := r.running(ctx)
+		running, err := l.running(ctx)
 		if err != nil || !running {
-			return nil, err
+			return false, err
 		}
-		if err := sleep(ctx, r.poll); err != nil {
-			return nil, nil
+		if sleep(ctx, logPollInterval) != nil {
+			return false, nil
 		}
 	}
 }
 
-// running says whether the attempt may still write output.
-func (r *logReader) running(ctx context.Context) (bool, error) {
-	st, err := r.s.statusOf(ctx, r.id)
-	if isNotFound(err) {
-		return false, nil
-	}
+// attemptState answers the log reader's one question to the runtime, the
+// state of the attempt it follows. An exited attempt is reported once its
+// log driver has written the last line, so that the reader, which reads to
+// the end once more and stops, misses none.
+type attemptState struct {
+	internalapi.RuntimeService // nil: ReadLogs calls ContainerStatus only
+	l                          criLog
+}
+
+func (a attemptState) ContainerStatus(ctx context.Context, _ string, _ bool) (*runtimeapi.ContainerStatusResponse, error) {
+	running, err := a.l.running(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return st.GetState() != runtimev1.ContainerState_CONTAINER_STATE_EXITED, nil
+	state := runtimeapi.ContainerState_CONTAINER_RUNNING
+	if !running {
+		waitLogDriver(ctx, a.l.path)
+		state = runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: a.l.id, State: state}}, nil
 }
 
 // waitLogDriver waits until no log driver holds the file's lock, that is
-// until the last line is written.
-func waitLogDriver(ctx context.Context, f *os.File) error {
+// until the last line is written, for logDriverGrace at most.
+func waitLogDriver(ctx context.Context, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
 	deadline := time.Now().Add(logDriverGrace)
 	for time.Now().Before(deadline) {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
 		if err == nil {
-			return unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			return
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			return status.Errorf(codes.Internal, "lock log: %v", err)
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return nil
+		if !errors.Is(err, unix.EWOULDBLOCK) || sleep(ctx, 50*time.Millisecond) != nil {
+			return
 		}
 	}
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -260,25 +250,22 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// tailOffset returns where the last n lines of a CRI log start. A line of
-// output split into partial entries counts once.
-func tailOffset(f *os.File, n int64) (int64, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
+// tailEntries returns how many CRI entries the last n lines of output take
+// in the log at path. The reader counts entries, but the log driver splits
+// a line longer than maxLogLine into partial ("P") entries, which `kubectl
+// logs --tail` must count once.
+func tailEntries(path string, n int64) (int64, error) {
+	if n <= 0 {
+		return 0, nil
 	}
-	size, err := f.Seek(0, io.SeekEnd)
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
-	if n == 0 {
-		return size, nil
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	starts := make([]int64, 0, min(n, 4096)) // ring of line starts
+	defer f.Close()
+	starts := make([]int64, 0, min(n, 4096)) // ring: the entry each of the last n lines starts at
 	next := 0
-	var off int64
+	var entries int64
 	lineStart := true
 	br := bufio.NewReaderSize(f, 64*1024)
 	for {
@@ -286,94 +273,92 @@ func tailOffset(f *os.File, n int64) (int64, error) {
 		if len(entry) > 0 && entry[len(entry)-1] == '\n' {
 			if lineStart {
 				if int64(len(starts)) < n {
-					starts = append(starts, off)
+					starts = append(starts, entries)
 				} else {
-					starts[next] = off
+					starts[next] = entries
 					next = (next + 1) % len(starts)
 				}
 			}
-			_, _, partial, _, perr := parseCRILine(entry)
-			lineStart = perr != nil || !partial
+			lineStart = !partialEntry(entry)
+			entries++
 		}
-		off += int64(len(entry))
 		if err != nil {
 			break
 		}
 	}
-	if len(starts) == 0 {
-		return 0, nil
-	}
 	if int64(len(starts)) < n {
-		return starts[0], nil
+		return entries, nil
 	}
-	return starts[next], nil
+	return entries - starts[next], nil
 }
 
-// parseCRILine splits "<time> <stream> <tag> <text>\n".
-func parseCRILine(line []byte) (ts time.Time, stream string, partial bool, text []byte, err error) {
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	fields := bytes.SplitN(line, []byte{' '}, 4)
+// partialEntry says whether a CRI entry ("<time> <stream> <tag> <text>")
+// is tagged partial.
+func partialEntry(entry []byte) bool {
+	fields := bytes.SplitN(entry, []byte{' '}, 4)
 	if len(fields) < 3 {
-		return time.Time{}, "", false, nil, fmt.Errorf("malformed CRI log line %q", line)
+		return false
 	}
-	ts, err = time.Parse(time.RFC3339Nano, string(fields[0]))
-	if err != nil {
-		return time.Time{}, "", false, nil, fmt.Errorf("malformed time in CRI log line: %w", err)
-	}
-	tag, _, _ := bytes.Cut(fields[2], []byte{':'})
-	if len(fields) == 4 {
-		text = fields[3]
-	}
-	return ts, string(fields[1]), string(tag) == "P", text, nil
+	tag, _, _ := bytes.Cut(fields[2], []byte(runtimeapi.LogTagDelimiter))
+	return runtimeapi.LogTag(tag) == runtimeapi.LogTagPartial
 }
 
-// logOutput turns CRI entries into what `kubectl logs` prints, in chunks.
-type logOutput struct {
-	send       func([]byte) error
-	timestamps bool
-	limit      int64 // zero: none
-	written    int64
-	buf        []byte
+// chunkWriter gathers the reader's lines into LogChunks of up to
+// logChunkSize: a chunk goes out when full or logFlushDelay after its first
+// line, so that a follower sees output at once and a long log does not
+// cost a message per line. Close sends the rest; nothing is sent after it.
+type chunkWriter struct {
+	send func([]byte) error
+
+	mu     sync.Mutex
+	buf    []byte
+	timer  *time.Timer
+	err    error
+	closed bool
 }
 
-// entry adds one CRI line; done says the byte limit is reached.
-func (o *logOutput) entry(line []byte, since time.Time) (done bool, err error) {
-	ts, _, partial, text, err := parseCRILine(line)
-	if err != nil {
-		return false, nil // not ours to judge: skip what cannot be read
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
 	}
-	if !since.IsZero() && ts.Before(since) {
-		return false, nil
-	}
-	start := len(o.buf)
-	if o.timestamps {
-		o.buf = append(o.buf, ts.Format(time.RFC3339Nano)...)
-		o.buf = append(o.buf, ' ')
-	}
-	o.buf = append(o.buf, text...)
-	if !partial {
-		o.buf = append(o.buf, '\n')
-	}
-	if o.limit > 0 {
-		added := int64(len(o.buf) - start)
-		if o.written+added >= o.limit {
-			o.buf = o.buf[:start+int(o.limit-o.written)]
-			o.written = o.limit
-			return true, nil
+	w.buf = append(w.buf, p...)
+	if len(w.buf) >= logChunkSize {
+		if err := w.flushLocked(); err != nil {
+			return 0, err
 		}
-		o.written += added
+	} else if w.timer == nil {
+		w.timer = time.AfterFunc(logFlushDelay, w.flush)
 	}
-	if len(o.buf) >= logChunkSize {
-		return false, o.flush()
-	}
-	return false, nil
+	return len(p), nil
 }
 
-func (o *logOutput) flush() error {
-	if len(o.buf) == 0 {
-		return nil
+func (w *chunkWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.flushLocked()
+}
+
+func (w *chunkWriter) flushLocked() error {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
 	}
-	data := o.buf
-	o.buf = nil
-	return o.send(data)
+	if len(w.buf) == 0 || w.err != nil || w.closed {
+		return w.err
+	}
+	data := w.buf
+	w.buf = nil
+	w.err = w.send(data)
+	return w.err
+}
+
+// Close sends what is left.
+func (w *chunkWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.flushLocked()
+	w.closed = true
+	return err
 }

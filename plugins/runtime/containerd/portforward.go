@@ -26,9 +26,6 @@ func (b *Backend) PortForward(stream grpc.BidiStreamingServer[runtimev1.PortForw
 		return err
 	}
 	start := first.GetStart()
-	if start == nil {
-		return invalidArgument("start", "the first message of a port forward must be a PortForwardStart")
-	}
 	s, err := b.sessionFor(start.GetNode())
 	if err != nil {
 		return err
@@ -40,9 +37,6 @@ func (s *session) portForward(ctx context.Context, start *runtimev1.PortForwardS
 	uid, port := start.GetPodUid(), start.GetPort()
 	if err := validateName("pod_uid", uid); err != nil {
 		return err
-	}
-	if port <= 0 || port > 65535 {
-		return invalidArgument("port", "must be between 1 and 65535")
 	}
 	sb, err := s.client.ContainerService().Get(ctx, sandboxID(uid))
 	if err != nil {

@@ -41,9 +41,6 @@ func (s *session) runSandbox(ctx context.Context, req *runtimev1.RunSandboxReque
 	if err := validateName("pod.uid", pod.GetUid()); err != nil {
 		return nil, err
 	}
-	if pod.GetName() == "" {
-		return nil, invalidArgument("pod.name", "must be set")
-	}
 	unlock, err := s.locks.lock(ctx, "pod/"+pod.GetUid())
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -42,7 +43,7 @@ func (s *session) stopContainer(ctx context.Context, req *runtimev1.StopContaine
 		return nil, err
 	}
 	if req.GetGracePeriodSeconds() < 0 {
-		return nil, invalidArgument("grace_period_seconds", "must not be negative")
+		return nil, sdk.InvalidArgument("grace_period_seconds", "must not be negative")
 	}
 	unlock, err := s.locks.lock(ctx, "ctr/"+req.GetPodUid()+"/"+req.GetName())
 	if err != nil {
@@ -55,7 +56,7 @@ func (s *session) stopContainer(ctx context.Context, req *runtimev1.StopContaine
 		return nil, err
 	}
 	if len(attempts) == 0 {
-		return nil, status.Errorf(codes.NotFound, "container %s of pod %s not found", req.GetName(), req.GetPodUid())
+		return nil, sdk.ContainerNotFound(req.GetPodUid(), req.GetName())
 	}
 	grace := time.Duration(req.GetGracePeriodSeconds()) * time.Second
 	for _, a := range attempts {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // A container's termination message is a file of its own attempt, mounted
@@ -35,7 +37,7 @@ func (s *session) withTerminationMount(mounts []specs.Mount, podUID, id, path st
 		return mounts, nil
 	}
 	if !filepath.IsAbs(path) {
-		return nil, invalidArgument("container.termination_message_path", fmt.Sprintf("%q is not an absolute path", path))
+		return nil, sdk.InvalidArgument("container.termination_message_path", fmt.Sprintf("%q is not an absolute path", path))
 	}
 	file := s.terminationFile(podUID, id)
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {

@@ -2,11 +2,15 @@ package containerd
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/cri-client/pkg/logs"
 )
 
 func TestParseConfigDefaults(t *testing.T) {
@@ -68,22 +72,31 @@ func TestContainerIDIsStableAndValid(t *testing.T) {
 	}
 }
 
-func writeLog(t *testing.T, lines ...string) *os.File {
+func writeLog(t *testing.T, lines ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "0.log")
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return path
 }
 
-func TestTailOffsetCountsWholeLines(t *testing.T) {
-	f := writeLog(t,
+// readLog reads a log file as ContainerLogs does, without following it.
+func readLog(t *testing.T, path string, opts logs.LogOptions, tail int64) string {
+	t.Helper()
+	var out bytes.Buffer
+	w := &chunkWriter{send: func(b []byte) error { out.Write(b); return nil }}
+	if err := (criLog{path: path}).read(context.Background(), &opts, tail, w, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+func TestTailCountsWholeLines(t *testing.T) {
+	path := writeLog(t,
 		"2024-01-01T00:00:01Z stdout F one",
 		"2024-01-01T00:00:02Z stdout P tw",
 		"2024-01-01T00:00:03Z stdout F o",
@@ -92,51 +105,70 @@ func TestTailOffsetCountsWholeLines(t *testing.T) {
 	for _, tc := range []struct {
 		n    int64
 		want string
-	}{{0, ""}, {1, "three\n"}, {2, "two\nthree\n"}, {3, "one\ntwo\nthree\n"}, {10, "one\ntwo\nthree\n"}} {
-		off, err := tailOffset(f, tc.n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := os.ReadFile(f.Name())
-		var out bytes.Buffer
-		o := logOutput{send: func(b []byte) error { out.Write(b); return nil }}
-		for _, l := range strings.SplitAfter(string(data[off:]), "\n") {
-			if l != "" {
-				o.entry([]byte(l), time.Time{})
-			}
-		}
-		o.flush()
-		if out.String() != tc.want {
-			t.Errorf("tail %d = %q, want %q", tc.n, out.String(), tc.want)
+	}{{0, ""}, {1, "three\n"}, {2, "two\nthree\n"}, {3, "one\ntwo\nthree\n"}, {10, "one\ntwo\nthree\n"}, {-1, "one\ntwo\nthree\n"}} {
+		if got := readLog(t, path, logs.LogOptions{}, tc.n); got != tc.want {
+			t.Errorf("tail %d = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }
 
-func TestLogOutputOptions(t *testing.T) {
-	lines := []string{
-		"2024-01-01T00:00:01Z stdout F one\n",
-		"2024-01-01T00:00:02.5Z stdout F two\n",
-		"2024-01-01T00:00:03Z stderr F three\n",
-	}
-	run := func(o logOutput, since time.Time) string {
-		var out bytes.Buffer
-		o.send = func(b []byte) error { out.Write(b); return nil }
-		for _, l := range lines {
-			if done, _ := o.entry([]byte(l), since); done {
-				break
-			}
-		}
-		o.flush()
-		return out.String()
-	}
-	if got := run(logOutput{timestamps: true}, time.Time{}); got != "2024-01-01T00:00:01Z one\n2024-01-01T00:00:02.5Z two\n2024-01-01T00:00:03Z three\n" {
+func TestLogOptions(t *testing.T) {
+	path := writeLog(t,
+		"2024-01-01T00:00:01Z stdout F one",
+		"2024-01-01T00:00:02.5Z stdout F two",
+		"2024-01-01T00:00:03Z stderr F three",
+	)
+	// The kubelet's format: RFC 3339 with nanoseconds, fixed width.
+	if got := readLog(t, path, logs.LogOptions{Timestamp: true}, -1); got != "2024-01-01T00:00:01.000000000Z one\n2024-01-01T00:00:02.500000000Z two\n2024-01-01T00:00:03.000000000Z three\n" {
 		t.Errorf("timestamps: %q", got)
 	}
-	if got := run(logOutput{}, time.Date(2024, 1, 1, 0, 0, 2, 0, time.UTC)); got != "two\nthree\n" {
+	if got := readLog(t, path, logs.LogOptions{Since: time.Date(2024, 1, 1, 0, 0, 2, 0, time.UTC)}, -1); got != "two\nthree\n" {
 		t.Errorf("since: %q", got)
 	}
-	if got := run(logOutput{limit: 6}, time.Time{}); got != "one\ntw" {
+	limit := int64(6)
+	if got := readLog(t, path, logs.LogOptions{LimitBytes: &limit}, -1); got != "one\ntw" {
 		t.Errorf("limit: %q", got)
+	}
+	if got := readLog(t, filepath.Join(t.TempDir(), "missing.log"), logs.LogOptions{}, -1); got != "" {
+		t.Errorf("a log not written yet: %q, want nothing", got)
+	}
+}
+
+// Output goes out in chunks, at once when a chunk is full, soon after
+// otherwise, and none after Close.
+func TestChunkWriter(t *testing.T) {
+	var mu sync.Mutex
+	var sent [][]byte
+	w := &chunkWriter{send: func(b []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		sent = append(sent, b)
+		return nil
+	}}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sent)
+	}
+	_, _ = w.Write(bytes.Repeat([]byte("x"), logChunkSize))
+	if count() != 1 {
+		t.Fatalf("a full chunk was not sent at once (%d sent)", count())
+	}
+	_, _ = w.Write([]byte("line\n"))
+	deadline := time.Now().Add(5 * time.Second)
+	for count() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a short chunk was never sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, _ = w.Write([]byte("last\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * logFlushDelay)
+	if count() != 3 || string(sent[2]) != "last\n" {
+		t.Errorf("Close sent %d chunks, the last %q; want 3, \"last\\n\"", count(), sent[len(sent)-1])
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // withVolumeMounts adds the pod volumes the agent made on the node as bind
@@ -17,13 +18,13 @@ func withVolumeMounts(mounts []specs.Mount, volumes []*runtimev1.Mount) ([]specs
 	for i, v := range volumes {
 		field := fmt.Sprintf("container.mounts[%d]", i)
 		if !filepath.IsAbs(v.GetHostPath()) {
-			return nil, invalidArgument(field+".host_path", fmt.Sprintf("%q is not an absolute path", v.GetHostPath()))
+			return nil, sdk.InvalidArgument(field+".host_path", fmt.Sprintf("%q is not an absolute path", v.GetHostPath()))
 		}
 		if !filepath.IsAbs(v.GetContainerPath()) {
-			return nil, invalidArgument(field+".container_path", fmt.Sprintf("%q is not an absolute path", v.GetContainerPath()))
+			return nil, sdk.InvalidArgument(field+".container_path", fmt.Sprintf("%q is not an absolute path", v.GetContainerPath()))
 		}
 		if _, err := os.Stat(v.GetHostPath()); err != nil {
-			return nil, invalidArgument(field+".host_path", err.Error())
+			return nil, sdk.InvalidArgument(field+".host_path", err.Error())
 		}
 		mode := "rw"
 		if v.GetReadOnly() {

@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/fedlet/fedlet/integration/busybox"
 	"github.com/fedlet/fedlet/plugins/conformance"
+	"github.com/fedlet/fedlet/plugins/images/busybox"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/runtime/example"
 	"github.com/fedlet/fedlet/plugins/sdk/keeper"
@@ -77,23 +77,10 @@ func TestBinary(t *testing.T) {
 	}
 }
 
-// awaitingRequestRules are the checks the example fails only because it
-// leaves the protocol's request rules (node named and served, pod UIDs,
-// names and images present, an exec's command, the first message of a
-// stream) to the SDK, as a plugin author should, and this tree's SDK does
-// not enforce them yet (issue 11). Once it does, they pass, and this test
-// says to empty the list.
-var awaitingRequestRules = map[string]bool{
-	"bad-input-no-node":    true,
-	"bad-input-no-pod-uid": true,
-	"bad-input-no-image":   true,
-	"exec-no-command":      true,
-}
-
 // TestConformance runs the whole container-level suite against the
 // example runtime, in-process: no binary built, a real runc, images pulled
-// from a real registry on loopback. Every check passes but those awaiting
-// the SDK's request rules.
+// from a real registry on loopback. Every check passes: the request rules
+// the example does not check itself are the SDK's.
 func TestConformance(t *testing.T) {
 	require(t)
 	start := time.Now()
@@ -107,13 +94,8 @@ func TestConformance(t *testing.T) {
 		t.Errorf("suite %q, %d checks ran; want all %d of the container suite", res.Suite, len(res.Outcomes), len(conformance.Checks()))
 	}
 	for _, o := range res.Outcomes {
-		switch {
-		case !o.Passed() && !awaitingRequestRules[o.Check.Name]:
+		if !o.Passed() {
 			t.Errorf("%s (%v): %v\n(rule: %s)", o.Check.Name, o.Duration.Round(time.Millisecond), o.Err, o.Check.Rule)
-		case !o.Passed():
-			t.Logf("%s fails until the SDK enforces the request rules: %v", o.Check.Name, o.Err)
-		case awaitingRequestRules[o.Check.Name]:
-			t.Errorf("%s passes now: remove it from awaitingRequestRules", o.Check.Name)
 		}
 	}
 }

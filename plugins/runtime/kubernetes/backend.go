@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Name is what Describe reports.
@@ -225,14 +226,13 @@ func (b *Backend) memberFor(node string) (*member, error) {
 	members := b.members
 	b.mu.RUnlock()
 	if members == nil {
-		return nil, status.Error(codes.FailedPrecondition, "plugin is not configured: call Configure first")
+		return nil, sdk.NotConfigured()
 	}
-	if node == "" {
-		return nil, invalidArgument("node", "must be set")
-	}
+	// A Configure that named no nodes serves the members of the config,
+	// which only the backend knows.
 	m, ok := members[node]
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "node %q is not served by this plugin", node)
+		return nil, sdk.NodeNotServed(node)
 	}
 	return m, nil
 }

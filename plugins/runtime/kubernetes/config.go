@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Config is the plugin's configuration, given as JSON to Configure:
@@ -65,10 +67,12 @@ type MemberConfig struct {
 }
 
 // ParseConfig decodes raw strictly (unknown fields are refused) and checks
-// it. Errors name the offending field.
+// it. Errors are *sdk.ConfigError, each naming the offending field and its
+// fix; once raw is decoded, every wrong field is reported (errors.Join).
 func ParseConfig(raw []byte) (Config, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return Config{}, errors.New("config: empty; origin and members are required")
+		return Config{}, &sdk.ConfigError{Message: "empty; origin and members are required",
+			Fix: `give at least {"origin": "<the hub's name>", "members": []}`}
 	}
 	// Members are decoded one by one so that an error names which.
 	var top struct {
@@ -76,63 +80,75 @@ func ParseConfig(raw []byte) (Config, error) {
 		Members []json.RawMessage `json:"members"`
 		Hub     json.RawMessage   `json:"hub"`
 	}
-	if err := decodeStrict(raw, &top, "config"); err != nil {
+	if err := decodeStrict(raw, &top, ""); err != nil {
 		return Config{}, err
 	}
 	c := Config{Origin: top.Origin}
 	if len(top.Hub) > 0 && string(top.Hub) != "null" {
 		c.Hub = &HubConfig{}
-		if err := decodeStrict(top.Hub, c.Hub, "config field hub"); err != nil {
+		if err := decodeStrict(top.Hub, c.Hub, "hub"); err != nil {
 			return Config{}, err
-		}
-		if !filepath.IsAbs(c.Hub.Kubeconfig) {
-			return Config{}, fmt.Errorf("config field hub.kubeconfig: %q is not an absolute path", c.Hub.Kubeconfig)
-		}
-		if a := c.Hub.APIServer; a != "" {
-			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-				return Config{}, fmt.Errorf("config field hub.apiServer: %q is not host:port", a)
-			}
 		}
 	}
 	for i, m := range top.Members {
 		var mc MemberConfig
-		if err := decodeStrict(m, &mc, fmt.Sprintf("config field members[%d]", i)); err != nil {
+		if err := decodeStrict(m, &mc, fmt.Sprintf("members[%d]", i)); err != nil {
 			return Config{}, err
 		}
 		mc.field = fmt.Sprintf("config field members[%d].kubeconfig", i)
 		c.Members = append(c.Members, mc)
 	}
-	if c.Origin == "" {
-		return Config{}, errors.New("config field origin: must be set (the hub cluster's name)")
+
+	var errs []error
+	fail := func(field, fix, format string, args ...any) {
+		errs = append(errs, &sdk.ConfigError{Field: field, Message: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	if h := c.Hub; h != nil {
+		if !filepath.IsAbs(h.Kubeconfig) {
+			fail("hub.kubeconfig", "give the absolute path of a kubeconfig for the hub", "%q is not an absolute path", h.Kubeconfig)
+		}
+		if a := h.APIServer; a != "" {
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+				fail("hub.apiServer", `give the hub API server as pods in the members reach it, as host:port ("10.0.0.1:6443")`, "%q is not host:port", a)
+			}
+		}
 	}
 	// The origin and the node name are label values on member objects.
-	if errs := validation.IsValidLabelValue(c.Origin); len(errs) > 0 {
-		return Config{}, fmt.Errorf("config field origin: %q is not a valid label value: %s", c.Origin, strings.Join(errs, "; "))
+	if c.Origin == "" {
+		fail("origin", "set origin to the hub cluster's name", "must be set (the hub cluster's name)")
+	} else if verrs := validation.IsValidLabelValue(c.Origin); len(verrs) > 0 {
+		fail("origin", labelValueFix, "%q is not a valid label value: %s", c.Origin, strings.Join(verrs, "; "))
 	}
 	seen := map[string]bool{}
 	for i, m := range c.Members {
-		field := fmt.Sprintf("config field members[%d]", i)
+		field := fmt.Sprintf("members[%d]", i)
 		switch {
 		case m.Node == "":
-			return Config{}, fmt.Errorf("%s.node: must be set", field)
+			fail(field+".node", "name the virtual node that stands for this member", "must be set")
 		case len(validation.IsValidLabelValue(m.Node)) > 0:
-			return Config{}, fmt.Errorf("%s.node: %q is not a valid label value: %s", field, m.Node, strings.Join(validation.IsValidLabelValue(m.Node), "; "))
+			fail(field+".node", labelValueFix, "%q is not a valid label value: %s", m.Node, strings.Join(validation.IsValidLabelValue(m.Node), "; "))
 		case seen[m.Node]:
-			return Config{}, fmt.Errorf("%s.node: %q is listed twice", field, m.Node)
+			fail(field+".node", "give each member a node of its own", "%q is listed twice", m.Node)
 		case m.Kubeconfig == "":
-			return Config{}, fmt.Errorf("%s.kubeconfig: must be set", field)
+			fail(field+".kubeconfig", "give the absolute path of the member's kubeconfig", "must be set")
 		case !filepath.IsAbs(m.Kubeconfig):
-			return Config{}, fmt.Errorf("%s.kubeconfig: %q is not an absolute path", field, m.Kubeconfig)
+			fail(field+".kubeconfig", "give the absolute path of the member's kubeconfig", "%q is not an absolute path", m.Kubeconfig)
 		}
 		if m.Namespace != "" {
-			if errs := validation.IsDNS1123Label(m.Namespace); len(errs) > 0 {
-				return Config{}, fmt.Errorf("%s.namespace: %q is not a namespace name: %s", field, m.Namespace, strings.Join(errs, "; "))
+			if verrs := validation.IsDNS1123Label(m.Namespace); len(verrs) > 0 {
+				fail(field+".namespace", "give a namespace name (lower-case letters, digits and '-'), or leave it out for the pod's own", "%q is not a namespace name: %s", m.Namespace, strings.Join(verrs, "; "))
 			}
 		}
 		seen[m.Node] = true
 	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
 	return c, nil
 }
+
+// labelValueFix is how to put right a name that must be a label value.
+const labelValueFix = "use at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
 
 // member returns the member of node.
 func (c Config) member(node string) (MemberConfig, bool) {
@@ -145,7 +161,8 @@ func (c Config) member(node string) (MemberConfig, bool) {
 }
 
 // decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data; errors start with where (the field being decoded).
+// trailing data; errors name where (the field being decoded, empty for the
+// whole config).
 func decodeStrict(raw []byte, v any, where string) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -153,7 +170,7 @@ func decodeStrict(raw []byte, v any, where string) error {
 		return describeJSONError(err, where)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: unexpected data after the JSON value", where)
+		return &sdk.ConfigError{Field: where, Message: "unexpected data after the JSON value", Fix: "give one JSON value"}
 	}
 	return nil
 }
@@ -162,18 +179,21 @@ func decodeStrict(raw []byte, v any, where string) error {
 func describeJSONError(err error, where string) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		if typeErr.Field == "" {
-			return fmt.Errorf("%s: expected %s, got JSON %s", where, typeErr.Type, typeErr.Value)
+		field := where
+		switch {
+		case typeErr.Field == "":
+		case where == "":
+			field = typeErr.Field
+		default:
+			field = where + "." + typeErr.Field
 		}
-		field := where + "." + typeErr.Field
-		if where == "config" {
-			field = "config field " + typeErr.Field
-		}
-		return fmt.Errorf("%s: expected %s, got JSON %s", field, typeErr.Type, typeErr.Value)
+		return &sdk.ConfigError{Field: field, Message: fmt.Sprintf("expected %s, got JSON %s", typeErr.Type, typeErr.Value),
+			Fix: fmt.Sprintf("give a JSON %s", typeErr.Type)}
 	}
 	// The decoder reports an unknown field as `json: unknown field "x"`.
 	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return fmt.Errorf("%s: unknown field %s", where, strings.TrimPrefix(msg, "json: unknown field "))
+		return &sdk.ConfigError{Field: where, Message: "unknown field " + strings.TrimPrefix(msg, "json: unknown field "),
+			Fix: "remove it, or correct its spelling"}
 	}
-	return fmt.Errorf("%s: %w", where, err)
+	return &sdk.ConfigError{Field: where, Message: err.Error()}
 }

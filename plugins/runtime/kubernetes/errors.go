@@ -11,10 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-func invalidArgument(field, problem string) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, problem)
-}
-
 // memberError says what was being done in which member, with the gRPC code
 // the agent acts on. The member's own message is kept whole: when the
 // member refuses a pod (a quota, an admission plugin, validation), it is

@@ -5,12 +5,12 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/remotecommand"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Exec runs a command in a container of a member pod through the member's
@@ -22,15 +22,9 @@ func (b *Backend) Exec(stream grpc.BidiStreamingServer[runtimev1.ExecRequest, ru
 		return err
 	}
 	start := first.GetStart()
-	if start == nil {
-		return invalidArgument("start", "the first message of an exec must be an ExecStart")
-	}
 	m, err := b.memberFor(start.GetNode())
 	if err != nil {
 		return err
-	}
-	if len(start.GetCommand()) == 0 {
-		return invalidArgument("command", "is empty")
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -103,9 +97,6 @@ func (b *Backend) Attach(stream grpc.BidiStreamingServer[runtimev1.AttachRequest
 		return err
 	}
 	start := first.GetStart()
-	if start == nil {
-		return invalidArgument("start", "the first message of an attach must be an AttachStart")
-	}
 	m, err := b.memberFor(start.GetNode())
 	if err != nil {
 		return err
@@ -121,7 +112,7 @@ func (b *Backend) Attach(stream grpc.BidiStreamingServer[runtimev1.AttachRequest
 		return err
 	}
 	if start.GetStdin() && !c.Stdin {
-		return status.Errorf(codes.FailedPrecondition, "container %s of pod %s was not started with stdin", name, uid)
+		return sdk.ContainerWithoutStdin(uid, name)
 	}
 	tty := c.TTY
 	u := m.subresourceURL(pod, "attach", &corev1.PodAttachOptions{

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // logChunkSize is the most output one LogChunk carries.
@@ -27,7 +28,7 @@ func (b *Backend) ContainerLogs(req *runtimev1.ContainerLogsRequest, stream grpc
 		return err
 	}
 	if req.GetLimitBytes() < 0 {
-		return invalidArgument("limit_bytes", "must not be negative")
+		return sdk.InvalidArgument("limit_bytes", "must not be negative")
 	}
 	ctx := stream.Context()
 	uid, name := req.GetPodUid(), req.GetContainer()

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // CreatePod creates the hub pod in the node's member, after the member
@@ -39,7 +40,7 @@ func (b *Backend) CreatePod(ctx context.Context, req *runtimev1.CreatePodRequest
 	for i, raw := range req.GetConfigMaps() {
 		cm := &corev1.ConfigMap{}
 		if err := cm.Unmarshal(raw); err != nil || cm.Name == "" {
-			return nil, invalidArgument(fmt.Sprintf("config_maps[%d]", i), fmt.Sprintf("not a core/v1 ConfigMap with a name in protobuf (%v)", err))
+			return nil, sdk.InvalidArgument(fmt.Sprintf("config_maps[%d]", i), fmt.Sprintf("not a core/v1 ConfigMap with a name in protobuf (%v)", err))
 		}
 		cms = append(cms, cm)
 	}
@@ -47,7 +48,7 @@ func (b *Backend) CreatePod(ctx context.Context, req *runtimev1.CreatePodRequest
 	for i, raw := range req.GetSecrets() {
 		s := &corev1.Secret{}
 		if err := s.Unmarshal(raw); err != nil || s.Name == "" {
-			return nil, invalidArgument(fmt.Sprintf("secrets[%d]", i), fmt.Sprintf("not a core/v1 Secret with a name in protobuf (%v)", err))
+			return nil, sdk.InvalidArgument(fmt.Sprintf("secrets[%d]", i), fmt.Sprintf("not a core/v1 Secret with a name in protobuf (%v)", err))
 		}
 		secrets = append(secrets, s)
 	}
@@ -55,20 +56,17 @@ func (b *Backend) CreatePod(ctx context.Context, req *runtimev1.CreatePodRequest
 }
 
 func decodePod(raw []byte) (*corev1.Pod, error) {
-	if len(raw) == 0 {
-		return nil, invalidArgument("pod_object", "must be set")
-	}
 	pod := &corev1.Pod{}
 	if err := pod.Unmarshal(raw); err != nil {
-		return nil, invalidArgument("pod_object", "not a core/v1 Pod in protobuf: "+err.Error())
+		return nil, sdk.InvalidArgument("pod_object", "not a core/v1 Pod in protobuf: "+err.Error())
 	}
 	switch {
 	case pod.UID == "":
-		return nil, invalidArgument("pod_object.metadata.uid", "must be set")
+		return nil, sdk.InvalidArgument("pod_object.metadata.uid", "must be set")
 	case pod.Name == "":
-		return nil, invalidArgument("pod_object.metadata.name", "must be set")
+		return nil, sdk.InvalidArgument("pod_object.metadata.name", "must be set")
 	case pod.Namespace == "":
-		return nil, invalidArgument("pod_object.metadata.namespace", "must be set")
+		return nil, sdk.InvalidArgument("pod_object.metadata.namespace", "must be set")
 	}
 	return pod, nil
 }
@@ -235,11 +233,8 @@ func (b *Backend) DeletePod(ctx context.Context, req *runtimev1.DeletePodRequest
 		return nil, err
 	}
 	ref := req.GetPod()
-	if ref.GetUid() == "" {
-		return nil, invalidArgument("pod.uid", "must be set")
-	}
 	if req.GetGracePeriodSeconds() < 0 {
-		return nil, invalidArgument("grace_period_seconds", "must not be negative")
+		return nil, sdk.InvalidArgument("grace_period_seconds", "must not be negative")
 	}
 	if err := m.deletePod(ctx, ref, req.GetGracePeriodSeconds()); err != nil {
 		return nil, err
@@ -351,9 +346,6 @@ func (m *member) listPods(ctx context.Context) ([]*corev1.Pod, error) {
 // podByUID is the member pod of a hub pod, for the streaming calls: the
 // newest when a terminating one is still there beside it.
 func (m *member) podByUID(ctx context.Context, uid string) (*corev1.Pod, error) {
-	if uid == "" {
-		return nil, invalidArgument("pod_uid", "must be set")
-	}
 	pods, err := m.podsOf(ctx, uid, "")
 	if err != nil {
 		return nil, err

@@ -33,17 +33,11 @@ func (b *Backend) PortForward(stream grpc.BidiStreamingServer[runtimev1.PortForw
 		return err
 	}
 	start := first.GetStart()
-	if start == nil {
-		return invalidArgument("start", "the first message of a port forward must be a PortForwardStart")
-	}
 	m, err := b.memberFor(start.GetNode())
 	if err != nil {
 		return err
 	}
 	port := start.GetPort()
-	if port <= 0 || port > 65535 {
-		return invalidArgument("port", "must be between 1 and 65535")
-	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	uid := start.GetPodUid()

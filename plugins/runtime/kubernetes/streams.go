@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // The streaming calls (logs, exec, attach, port-forward) go through the
@@ -24,9 +26,6 @@ import (
 // container finds the member pod of a hub pod and one of its containers
 // (app, init or ephemeral) by name.
 func (m *member) container(ctx context.Context, uid, name string) (*corev1.Pod, *corev1.Container, error) {
-	if name == "" {
-		return nil, nil, invalidArgument("container", "must be set")
-	}
 	pod, err := m.podByUID(ctx, uid)
 	if err != nil {
 		return nil, nil, err
@@ -43,7 +42,7 @@ func (m *member) container(ctx context.Context, uid, name string) (*corev1.Pod, 
 			return pod, (*corev1.Container)(&c.EphemeralContainerCommon), nil
 		}
 	}
-	return nil, nil, status.Errorf(codes.NotFound, "container %s of pod %s not found", name, uid)
+	return nil, nil, sdk.ContainerNotFound(uid, name)
 }
 
 // requireRunning refuses a container that does not run now, as the
@@ -56,7 +55,7 @@ func requireRunning(pod *corev1.Pod, name, uid string) error {
 			}
 		}
 	}
-	return status.Errorf(codes.FailedPrecondition, "container %s of pod %s is not running", name, uid)
+	return sdk.ContainerNotRunning(uid, name)
 }
 
 // subresourceURL is the URL of a subresource of a member pod.

@@ -2,7 +2,6 @@ package sdktest
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // defaultSubnet is where Network allocates from when Add gives no ranges.
@@ -19,7 +19,11 @@ var defaultSubnet = netip.MustParsePrefix("10.88.0.0/16")
 
 // Network is an in-memory networkv1.NetworkServer. It is ready for every
 // node given to Configure and gives each attachment the next address of the
-// first range of its Add (the subnet's first address is the gateway).
+// first range of its Add (the subnet's first address is the gateway). It
+// serves the nodes of its last Configure (sdk.Nodes) even when called
+// directly; the other request rules (an attachment's identity, Add's
+// network namespace) are sdk.RequestRules', which sdk.ServeNetwork puts in
+// front of it.
 type Network struct {
 	networkv1.UnimplementedNetworkServer
 
@@ -28,6 +32,7 @@ type Network struct {
 	mu             sync.Mutex
 	config         []byte
 	nodes          []string
+	served         sdk.Nodes
 	configureCalls int
 	attachments    map[string]map[attachmentKey]*networkv1.Result // node -> attachment -> result
 	next           map[string]int                                 // node -> host number of the next address
@@ -56,6 +61,7 @@ func (n *Network) Configure(_ context.Context, req *networkv1.ConfigureRequest) 
 	defer n.mu.Unlock()
 	n.config = slices.Clone(req.GetConfig())
 	n.nodes = slices.Clone(req.GetNodes())
+	n.served.Configure(req.GetNodes())
 	n.configureCalls++
 	return &networkv1.ConfigureResponse{}, nil
 }
@@ -82,9 +88,6 @@ func (n *Network) Add(_ context.Context, req *networkv1.AddRequest) (*networkv1.
 	key, err := n.key(req.GetNode(), req.GetAttachment())
 	if err != nil {
 		return nil, err
-	}
-	if req.GetNetnsPath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "netns_path is empty")
 	}
 	subnet := defaultSubnet
 	if ranges := req.GetIpRanges(); len(ranges) > 0 && len(ranges[0].GetRanges()) > 0 {
@@ -191,21 +194,9 @@ func (n *Network) key(node string, a *networkv1.Attachment) (attachmentKey, erro
 	if err := n.checkNode(node); err != nil {
 		return attachmentKey{}, err
 	}
-	if a.GetContainerId() == "" || a.GetIfname() == "" {
-		return attachmentKey{}, status.Error(codes.InvalidArgument, fmt.Sprintf(
-			"attachment needs container_id and ifname, got %q and %q", a.GetContainerId(), a.GetIfname()))
-	}
 	return attachmentKey{a.GetContainerId(), a.GetIfname()}, nil
 }
 
 func (n *Network) checkNode(node string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.configureCalls == 0 {
-		return status.Error(codes.FailedPrecondition, "network is not configured")
-	}
-	if !slices.Contains(n.nodes, node) {
-		return status.Errorf(codes.NotFound, "node %q is not served by this network", node)
-	}
-	return nil
+	return n.served.Check(node)
 }

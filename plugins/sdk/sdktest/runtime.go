@@ -12,15 +12,17 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Runtime is an in-memory runtimev1.RuntimeServer. It answers Describe,
 // Configure, GetNode, RunSandbox, RemoveSandbox and ListSandboxes; the other
-// calls return codes.Unimplemented.
+// calls return codes.Unimplemented. It serves the nodes of its last
+// Configure (sdk.Nodes) even when called directly or served without
+// sdk.RequestRules, as the plugins of the conformance kit's own tests are;
+// the other request rules it leaves to sdk.RequestRules, but for the pod
+// UID of RunSandbox.
 type Runtime struct {
 	runtimev1.UnimplementedRuntimeServer
 
@@ -29,6 +31,7 @@ type Runtime struct {
 	mu             sync.Mutex
 	config         []byte
 	nodes          []string
+	served         sdk.Nodes
 	configureCalls int
 	sandboxes      map[string]map[string]*runtimev1.Sandbox // node -> pod UID -> sandbox
 }
@@ -49,6 +52,7 @@ func (r *Runtime) Configure(_ context.Context, req *runtimev1.ConfigureRequest) 
 	defer r.mu.Unlock()
 	r.config = slices.Clone(req.GetConfig())
 	r.nodes = slices.Clone(req.GetNodes())
+	r.served.Configure(req.GetNodes())
 	r.configureCalls++
 	return &runtimev1.ConfigureResponse{}, nil
 }
@@ -85,7 +89,7 @@ func (r *Runtime) RunSandbox(_ context.Context, req *runtimev1.RunSandboxRequest
 	}
 	uid := req.GetPod().GetUid()
 	if uid == "" {
-		return nil, status.Error(codes.InvalidArgument, "pod UID is empty")
+		return nil, sdk.InvalidArgument("pod.uid", "must be set")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -133,16 +137,5 @@ func (r *Runtime) ListSandboxes(_ context.Context, req *runtimev1.ListSandboxesR
 }
 
 func (r *Runtime) checkNode(node string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.configureCalls == 0 {
-		return status.Error(codes.FailedPrecondition, "runtime is not configured")
-	}
-	if node == "" {
-		return status.Error(codes.InvalidArgument, "node: must be set")
-	}
-	if !slices.Contains(r.nodes, node) {
-		return status.Errorf(codes.NotFound, "node %q is not served by this runtime", node)
-	}
-	return nil
+	return r.served.Check(node)
 }

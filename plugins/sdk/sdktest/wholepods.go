@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Addresses WholePods reports: the virtual node's own (GetNode), and the
@@ -177,19 +178,19 @@ func (w *WholePods) CreatePod(_ context.Context, req *runtimev1.CreatePodRequest
 	}
 	pod := &corev1.Pod{}
 	if err := pod.Unmarshal(req.GetPodObject()); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "pod_object: %v", err)
+		return nil, sdk.InvalidArgument("pod_object", err.Error())
 	}
 	if pod.UID == "" {
-		return nil, status.Error(codes.InvalidArgument, "pod_object has no UID")
+		return nil, sdk.InvalidArgument("pod_object.metadata.uid", "must be set")
 	}
 	for i, b := range req.GetConfigMaps() {
 		if err := (&corev1.ConfigMap{}).Unmarshal(b); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "config_maps[%d]: %v", i, err)
+			return nil, sdk.InvalidArgument(fmt.Sprintf("config_maps[%d]", i), err.Error())
 		}
 	}
 	for i, b := range req.GetSecrets() {
 		if err := (&corev1.Secret{}).Unmarshal(b); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "secrets[%d]: %v", i, err)
+			return nil, sdk.InvalidArgument(fmt.Sprintf("secrets[%d]", i), err.Error())
 		}
 	}
 	w.podsMu.Lock()
@@ -233,7 +234,7 @@ func (w *WholePods) DeletePod(_ context.Context, req *runtimev1.DeletePodRequest
 	}
 	uid := req.GetPod().GetUid()
 	if uid == "" {
-		return nil, status.Error(codes.InvalidArgument, "pod UID is empty")
+		return nil, sdk.InvalidArgument("pod.uid", "must be set")
 	}
 	w.podsMu.Lock()
 	defer w.podsMu.Unlock()

@@ -1,7 +1,10 @@
 // Command wholepodsplugin is the whole-pod plugin the kit's tests launch:
 // the in-memory sdktest.WholePods, which runs pods in memory and no
 // containers, with the container-level calls answering Unimplemented as a
-// backend that runs whole pods does.
+// backend that runs whole pods does. It is served without the SDK's request
+// rules (sdk.WithoutRequestRules), so that what the kit finds is what
+// sdktest.WholePods checks itself: the kit's tests see it report the rules
+// a plugin breaks (those of the streams it does not implement).
 //
 // Environment:
 //
@@ -66,8 +69,8 @@ func (wholePods) WatchContainers(*runtimev1.WatchContainersRequest, grpc.ServerS
 func main() {
 	impl := sdktest.NewWholePods("wholepodsplugin", "0.0.1")
 	if os.Getenv("WHOLEPODS_CONTAINER_CALLS") != "" {
-		sdk.ServeRuntime(impl)
+		sdk.ServeRuntime(impl, sdk.WithoutRequestRules())
 		return
 	}
-	sdk.ServeRuntime(wholePods{impl})
+	sdk.ServeRuntime(wholePods{impl}, sdk.WithoutRequestRules())
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/fedlet/fedlet/integration/busybox"
+	"github.com/fedlet/fedlet/plugins/images/busybox"
 )
 
 // ImportImage imports img into namespace under ref (a full name such as
@@ -45,7 +45,7 @@ func (d *Daemon) ImportImage(ctx context.Context, namespace, snapshotter string,
 	return nil
 }
 
-// ImportBusybox imports the image of integration/busybox under ref.
+// ImportBusybox imports the image of plugins/images/busybox under ref.
 func (d *Daemon) ImportBusybox(ctx context.Context, namespace, snapshotter, ref string) error {
 	img, err := busybox.Image()
 	if err != nil {
