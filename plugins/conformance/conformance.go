@@ -34,6 +34,8 @@ import (
 	"log/slog"
 	"regexp"
 	"time"
+
+	"github.com/fedlet/fedlet/plugins/sdk"
 )
 
 // Defaults of Config.
@@ -71,6 +73,11 @@ type Config struct {
 	// Log receives the plugin host's records and the plugin's own; nil
 	// discards them.
 	Log *slog.Logger
+	// ServeOptions, in in-process mode, are how the SDK serves the
+	// implementation, as the plugin's main would give them to
+	// sdk.ServeRuntime (sdk.WithDescription, say); binary mode ignores
+	// them, since the binary's main gives its own.
+	ServeOptions []sdk.ServeOption
 }
 
 // withDefaults completes the Config of binary mode, which needs a binary.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -153,9 +154,9 @@ func (s *server) launch(ctx context.Context) (*instance, error) {
 	}
 	inst := &instance{n: n, impl: impl, served: make(chan struct{})}
 	var err error
-	inst.srv, err = sdk.NewRuntimeServer(impl, sdk.WithServerOptions(
+	inst.srv, err = sdk.NewRuntimeServer(impl, append(slices.Clone(s.cfg.ServeOptions), sdk.WithServerOptions(
 		grpc.ChainUnaryInterceptor(s.crashOnPanicUnary(n)),
-		grpc.ChainStreamInterceptor(s.crashOnPanicStream(n))))
+		grpc.ChainStreamInterceptor(s.crashOnPanicStream(n))))...)
 	if err != nil {
 		return nil, &startError{stageHandshake, fmt.Errorf("server %d: %w", n, err)}
 	}

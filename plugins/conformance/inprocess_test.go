@@ -10,18 +10,22 @@ import (
 
 	"github.com/fedlet/fedlet/plugins/conformance"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
+	"github.com/fedlet/fedlet/plugins/sdk"
 	"github.com/fedlet/fedlet/plugins/sdk/sdktest"
 )
 
 // TestServerPassesOnlyWhatPasses runs the in-process mode against the
-// in-memory runtime that the binary-mode test runs as a plugin process:
-// the same checks pass, and the same rules are reported broken.
+// in-memory runtime that the binary-mode test runs as a plugin process,
+// served as that binary serves it (without the SDK's request rules, which
+// would answer the bad-input checks for it): the same checks pass, and the
+// same rules are reported broken.
 func TestServerPassesOnlyWhatPasses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	res := conformance.RunServer(ctx, func() runtimev1.RuntimeServer { return sdktest.New("testplugin", "0.0.1") }, conformance.Config{
-		Image:   "registry.invalid/none:1",
-		Timeout: 20 * time.Second,
+		Image:        "registry.invalid/none:1",
+		Timeout:      20 * time.Second,
+		ServeOptions: []sdk.ServeOption{sdk.WithoutRequestRules()},
 	}, nil)
 	if res.Suite != conformance.ContainerSuite || len(res.Outcomes) != len(conformance.Checks()) {
 		t.Fatalf("suite %q, %d outcomes for %d checks", res.Suite, len(res.Outcomes), len(conformance.Checks()))
@@ -64,7 +68,8 @@ func TestServerPanicIsACrash(t *testing.T) {
 	res := conformance.RunServer(t.Context(), func() runtimev1.RuntimeServer {
 		made.Add(1)
 		return panicky{sdktest.New("testplugin", "0.0.1")}
-	}, conformance.Config{Timeout: 20 * time.Second, Run: regexp.MustCompile(`^(bad-input-no-node|sandbox-listed)$`)}, nil)
+	}, conformance.Config{Timeout: 20 * time.Second, Run: regexp.MustCompile(`^(bad-input-no-node|sandbox-listed)$`),
+		ServeOptions: []sdk.ServeOption{sdk.WithoutRequestRules()}}, nil)
 	if len(res.Outcomes) != 2 {
 		t.Fatalf("%d outcomes, want 2", len(res.Outcomes))
 	}
@@ -80,6 +85,22 @@ func TestServerPanicIsACrash(t *testing.T) {
 	}
 	if n := made.Load(); n != 2 {
 		t.Errorf("the constructor was called %d times, want 2: the first server, and one after the crash", n)
+	}
+}
+
+// TestServerAppliesTheSDKsRules: served as sdk.ServeRuntime serves it, the
+// in-memory runtime passes the bad-input checks it fails without the SDK's
+// request rules, since the SDK refuses those calls before it sees them.
+func TestServerAppliesTheSDKsRules(t *testing.T) {
+	res := conformance.RunServer(t.Context(), func() runtimev1.RuntimeServer { return sdktest.New("testplugin", "0.0.1") },
+		conformance.Config{Timeout: 20 * time.Second, Run: regexp.MustCompile(`^bad-input-no-(node|pod-uid)$`)}, nil)
+	if len(res.Outcomes) != 2 {
+		t.Fatalf("%d outcomes, want 2", len(res.Outcomes))
+	}
+	for _, o := range res.Outcomes {
+		if !o.Passed() {
+			t.Errorf("%s: %v, want it to pass behind the SDK's rules", o.Check.Name, o.Err)
+		}
 	}
 }
 
