@@ -3,22 +3,13 @@ package conformance_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"log"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/fedlet/fedlet/plugins/conformance"
-	"github.com/fedlet/fedlet/plugins/images/busybox"
+	"github.com/fedlet/fedlet/plugins/images/busybox/busyboxtest"
 	"github.com/fedlet/fedlet/plugins/runtime/containerd/containerdtest"
 )
 
@@ -27,7 +18,7 @@ import (
 // busybox image from a real OCI registry on loopback.
 func TestContainerdPlugin(t *testing.T) {
 	d := containerdtest.StartT(t) // needs root: fails under CI, skips otherwise
-	image := serveBusybox(t)
+	image := busyboxtest.Registry(t)
 	plugin := buildPlugin(t, t.TempDir(), "fedlet-runtime-containerd", "github.com/fedlet/fedlet/cmd/fedlet-runtime-containerd")
 
 	const namespace = "conformance"
@@ -70,42 +61,6 @@ func TestContainerdPlugin(t *testing.T) {
 	for _, ctr := range left {
 		t.Errorf("container %s left behind in containerd", ctr.ID())
 	}
-}
-
-// serveBusybox serves an in-memory OCI registry (go-containerregistry's,
-// a real distribution API) on loopback, pushes the busybox image into it
-// and returns its reference.
-func serveBusybox(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("registry: %v", err)
-		}
-	})
-
-	img, err := busybox.Image()
-	if err != nil {
-		t.Fatalf("build busybox image: %v", err)
-	}
-	image := lis.Addr().String() + "/conformance/busybox:1"
-	ref, err := name.ParseReference(image, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("push %s: %v", image, err)
-	}
-	return image
 }
 
 // lockedBuffer collects log output written from several goroutines.

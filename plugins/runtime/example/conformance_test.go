@@ -2,11 +2,6 @@ package example_test
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/fedlet/fedlet/plugins/conformance"
-	"github.com/fedlet/fedlet/plugins/images/busybox"
+	"github.com/fedlet/fedlet/plugins/images/busybox/busyboxtest"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 	"github.com/fedlet/fedlet/plugins/runtime/example"
 	"github.com/fedlet/fedlet/plugins/sdk/keeper"
@@ -68,7 +59,7 @@ func TestBinary(t *testing.T) {
 	res := conformance.Test(t, conformance.Config{
 		Plugin:       bin,
 		PluginConfig: pluginConfig(t),
-		Image:        serveBusybox(t),
+		Image:        busyboxtest.Registry(t),
 		Timeout:      time.Minute,
 		Run:          regexp.MustCompile(`^(handshake|describe|configure|get-node|adopt-after-plugin-restart)$`),
 	})
@@ -86,7 +77,7 @@ func TestConformance(t *testing.T) {
 	start := time.Now()
 	res := conformance.RunServer(t.Context(), func() runtimev1.RuntimeServer { return example.New() }, conformance.Config{
 		PluginConfig: pluginConfig(t),
-		Image:        serveBusybox(t),
+		Image:        busyboxtest.Registry(t),
 		Timeout:      30 * time.Second,
 	}, nil)
 	t.Logf("%s in %v", res.Summary(), time.Since(start).Round(time.Second))
@@ -131,36 +122,4 @@ func pluginConfig(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-// serveBusybox serves an in-memory OCI registry on loopback, pushes the
-// busybox image into it and returns its reference.
-func serveBusybox(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("registry: %v", err)
-		}
-	})
-	img, err := busybox.Image()
-	if err != nil {
-		t.Fatalf("build busybox image: %v", err)
-	}
-	image := lis.Addr().String() + "/conformance/busybox:1"
-	ref, err := name.ParseReference(image, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("push %s: %v", image, err)
-	}
-	return image
 }
