@@ -18,8 +18,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Config says where plugin binaries are and how they are pinned.
@@ -63,6 +66,12 @@ var defaultTiming = timing{
 	backoffMax:     30 * time.Second,
 	backoffReset:   time.Minute,
 	stopTimeout:    5 * time.Second,
+}
+
+// restartBackoff is the delays between restarts of a crash-looping
+// plugin: backoffMin, doubling up to backoffMax.
+func (t timing) restartBackoff() wait.Backoff {
+	return wait.Backoff{Duration: t.backoffMin, Factor: 2, Cap: t.backoffMax, Steps: math.MaxInt32}
 }
 
 // New returns a Host for cfg. Plugin processes log through log, each record

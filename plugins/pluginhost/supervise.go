@@ -13,13 +13,13 @@ func (p *process) supervise(ctx context.Context, inst *instance) {
 	defer close(p.done)
 	defer p.closeSubscribers()
 	t := p.host.timing
-	backoff := t.backoffMin
+	backoff := t.restartBackoff()
 	for {
 		reason, err := p.watch(ctx, inst)
 		p.setDown(reason, err)
 		// A process that ran a while is not crash-looping: restart it soon.
 		if time.Since(inst.startedAt) >= t.backoffReset {
-			backoff = t.backoffMin
+			backoff = t.restartBackoff()
 		}
 		inst.stop(reason != ReasonStopped, t.stopTimeout)
 		if reason == ReasonStopped {
@@ -27,12 +27,12 @@ func (p *process) supervise(ctx context.Context, inst *instance) {
 		}
 
 		for {
-			p.log.Info("restarting plugin", "after", backoff.String())
-			if !sleep(ctx, backoff) {
+			delay := backoff.Step()
+			p.log.Info("restarting plugin", "after", delay.String())
+			if !sleep(ctx, delay) {
 				p.setDown(ReasonStopped, nil)
 				return
 			}
-			backoff = min(2*backoff, t.backoffMax)
 			inst, err = p.launch(ctx)
 			if err == nil {
 				break
