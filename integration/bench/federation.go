@@ -128,7 +128,7 @@ func (f *federationBench) floor(ctx context.Context) ([]time.Duration, error) {
 	var out []time.Duration
 	for i := range f.n {
 		name := fmt.Sprintf("floor-%03d", i)
-		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+		w, err := watchPods(ctx, f.memberClient, namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
 		if err != nil {
 			return nil, err
 		}
@@ -164,12 +164,12 @@ func (f *federationBench) federated(ctx context.Context) (inMember, onHub []time
 // one creates one pod on the hub and times its Running in both clusters.
 func (f *federationBench) one(ctx context.Context, name string) (inMember, onHub time.Duration, err error) {
 	byName := metav1.ListOptions{FieldSelector: "metadata.name=" + name}
-	mw, err := f.memberClient.CoreV1().Pods(namespace).Watch(ctx, byName)
+	mw, err := watchPods(ctx, f.memberClient, namespace, byName)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer mw.Stop()
-	hw, err := f.hubClient.CoreV1().Pods(namespace).Watch(ctx, byName)
+	hw, err := watchPods(ctx, f.hubClient, namespace, byName)
 	if err != nil {
 		return 0, 0, err
 	}

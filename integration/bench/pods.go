@@ -146,7 +146,7 @@ func podNames(prefix string, n int) []string {
 // for each, the time from its create call to a watch seeing it Running.
 func (b *bench) startPods(ctx context.Context, names []string, inFlight int, opts ...func(*corev1.Pod)) ([]time.Duration, error) {
 	pods := b.client.CoreV1().Pods(namespace)
-	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "bench=true"})
+	w, err := watchPods(ctx, b.client, namespace, metav1.ListOptions{LabelSelector: "bench=true"})
 	if err != nil {
 		return nil, err
 	}
