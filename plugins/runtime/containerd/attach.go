@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"k8s.io/cri-client/pkg/logs"
@@ -71,6 +72,11 @@ func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stre
 		}()
 	}
 
+	// Output from the moment of attaching: the log's entries from now on,
+	// followed. The moment is taken before any stdin is written, so that what
+	// the container answers to it is never missed, however late the reader
+	// opens the file.
+	attached := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -98,7 +104,6 @@ func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stre
 		}
 	}()
 
-	// Output from the moment of attaching: the log from its end, followed.
 	l := s.attemptLog(s.logPath(uid, name, labelAttempt(ctr.Labels)), ctr.ID)
 	stdout := streamWriter{send: stream.Send, wrap: func(data []byte) *runtimev1.AttachResponse {
 		return &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stdout{Stdout: data}}
@@ -106,7 +111,7 @@ func (s *session) attach(ctx context.Context, start *runtimev1.AttachStart, stre
 	stderr := streamWriter{send: stream.Send, wrap: func(data []byte) *runtimev1.AttachResponse {
 		return &runtimev1.AttachResponse{Response: &runtimev1.AttachResponse_Stderr{Stderr: data}}
 	}}
-	return l.read(ctx, &logs.LogOptions{Follow: true}, 0, stdout, stderr)
+	return l.read(ctx, &logs.LogOptions{Follow: true, Since: attached}, -1, stdout, stderr)
 }
 
 // streamWriter sends each line the log reader writes, as it comes, in the
