@@ -21,8 +21,8 @@ func (c *Controller) enqueueObject(obj any) {
 		return
 	}
 	if p.DeletionTimestamp != nil {
-		c.cancelSync(p.UID)
 		c.strategy.Deleting(p.UID)
+		c.cancelSync(p.UID)
 	}
 	c.queue.Add(p.UID)
 }
