@@ -70,6 +70,9 @@ type Driver struct {
 	csi.UnimplementedNodeServer
 
 	version string
+	// onlineResize says whether the driver can grow a mounted ext4
+	// (resize.go).
+	onlineResize bool
 
 	mu      sync.Mutex
 	cfg     Config
@@ -84,9 +87,10 @@ type Driver struct {
 func New(version string, cfg *Config) (*Driver, error) {
 	ex := utilexec.New()
 	d := &Driver{
-		version: version,
-		exec:    ex,
-		mounter: &mount.SafeFormatAndMount{Interface: mount.New(""), Exec: ex},
+		version:      version,
+		onlineResize: canResizeOnline(),
+		exec:         ex,
+		mounter:      &mount.SafeFormatAndMount{Interface: mount.New(""), Exec: ex},
 	}
 	if cfg != nil {
 		if err := d.Configure(*cfg); err != nil {

@@ -13,8 +13,13 @@ func (d *Driver) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi
 }
 
 // GetPluginCapabilities declares the controller service, topology (a
-// volume is reachable from its node only) and online expansion.
+// volume is reachable from its node only) and expansion: online when the
+// driver may grow a mounted ext4 (resize.go), offline otherwise.
 func (d *Driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
+	expansion := csi.PluginCapability_VolumeExpansion_OFFLINE
+	if d.onlineResize {
+		expansion = csi.PluginCapability_VolumeExpansion_ONLINE
+	}
 	service := func(t csi.PluginCapability_Service_Type) *csi.PluginCapability {
 		return &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: t}}}
 	}
@@ -22,7 +27,7 @@ func (d *Driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabiliti
 		service(csi.PluginCapability_Service_CONTROLLER_SERVICE),
 		service(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
 		{Type: &csi.PluginCapability_VolumeExpansion_{VolumeExpansion: &csi.PluginCapability_VolumeExpansion{
-			Type: csi.PluginCapability_VolumeExpansion_ONLINE,
+			Type: expansion,
 		}}},
 	}}, nil
 }

@@ -50,6 +50,36 @@ func needNode(t *testing.T) {
 	}
 }
 
+// nodeDir returns a directory for a test's sockets, state, staging and
+// target paths. When the test ends, whatever is still mounted under it
+// is unmounted and the loop devices of its volumes are detached (after a
+// failure; checkNothingLeft says whether the driver did it itself), so
+// that no test leaves the node dirty.
+func nodeDir(t *testing.T) (dir, stateDir string) {
+	t.Helper()
+	dir = t.TempDir()
+	stateDir = filepath.Join(dir, "state")
+	t.Cleanup(func() {
+		mounts, _ := os.ReadFile("/proc/self/mountinfo")
+		var under []string
+		for _, line := range strings.Split(string(mounts), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+				under = append(under, f[4])
+			}
+		}
+		for i := len(under) - 1; i >= 0; i-- { // the last mounted first
+			_ = syscall.Unmount(under[i], syscall.MNT_DETACH)
+		}
+		out, _ := exec.Command("losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], stateDir+"/") {
+				_ = exec.Command("losetup", "--detach", f[0]).Run()
+			}
+		}
+	})
+	return dir, stateDir
+}
+
 // driver is a standalone fedlet-csi-local process.
 type driver struct {
 	cmd      *exec.Cmd

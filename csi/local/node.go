@@ -11,7 +11,6 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"k8s.io/mount-utils"
 )
 
 // NodeGetCapabilities declares staging (the loop device and the ext4
@@ -88,6 +87,18 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	}
 	if err := os.MkdirAll(staging, 0o750); err != nil {
 		return nil, status.Errorf(codes.Internal, "stage volume %s: %v", v.ID, err)
+	}
+	// A volume expanded while it was not staged grows here, unmounted.
+	if format, err := d.mounter.GetDiskFormat(dev); err != nil {
+		return nil, status.Errorf(codes.Internal, "stage volume %s: %v", v.ID, err)
+	} else if format == "ext4" {
+		grow, err := needsGrowing(ctx, d.exec, dev)
+		if err == nil && grow {
+			err = growOffline(ctx, d.exec, dev)
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "stage volume %s: %v", v.ID, err)
+		}
 	}
 	if err := d.mounter.FormatAndMount(dev, staging, "ext4", mnt.GetMountFlags()); err != nil {
 		return nil, status.Errorf(codes.Internal, "stage volume %s: %v", v.ID, err)
@@ -285,16 +296,74 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	if err := refreshLoop(ctx, d.exec, dev); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	block := req.GetVolumeCapability().GetBlock() != nil
-	if info, err := os.Stat(req.GetVolumePath()); err == nil && !info.IsDir() {
-		block = true
+	if info, err := os.Stat(req.GetVolumePath()); req.GetVolumeCapability().GetBlock() != nil || (err == nil && !info.IsDir()) {
+		return &csi.NodeExpandVolumeResponse{CapacityBytes: v.Capacity}, nil // block: the device is the volume
 	}
-	if !block {
-		if _, err := mount.NewResizeFs(d.exec).Resize(dev, req.GetVolumePath()); err != nil {
-			return nil, status.Errorf(codes.Internal, "grow the filesystem of volume %s: %v", v.ID, err)
+	grow, err := needsGrowing(ctx, d.exec, dev)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "expand volume %s: %v", v.ID, err)
+	}
+	if grow {
+		if err := d.growFilesystem(ctx, dev, req.GetVolumeCapability().GetMount().GetMountFlags()); err != nil {
+			return nil, err
 		}
 	}
 	return &csi.NodeExpandVolumeResponse{CapacityBytes: v.Capacity}, nil
+}
+
+// growFilesystem grows the ext4 on dev: online when the driver can;
+// otherwise offline, which it can do only while the volume is staged
+// and published nowhere (its one mount is unmounted and mounted again).
+func (d *Driver) growFilesystem(ctx context.Context, dev string, mountFlags []string) error {
+	if d.onlineResize {
+		mounts, err := d.mountsOf(dev)
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		if len(mounts) > 0 {
+			if err := growOnline(d.exec, dev, mounts[0]); err != nil {
+				return status.Error(codes.Internal, err.Error())
+			}
+			return nil
+		}
+	}
+	mounts, err := d.mountsOf(dev)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	if len(mounts) > 1 {
+		return status.Errorf(codes.FailedPrecondition, "%s is mounted at %v: growing a mounted ext4 needs CAP_SYS_RESOURCE, which the driver lacks; it grows once the volume is published nowhere (or when it is staged next)", dev, mounts)
+	}
+	if len(mounts) == 1 {
+		if err := d.mounter.Unmount(mounts[0]); err != nil {
+			return status.Errorf(codes.Internal, "unmount %s to grow it: %v", mounts[0], err)
+		}
+	}
+	growErr := growOffline(ctx, d.exec, dev)
+	if len(mounts) == 1 {
+		if err := d.mounter.Mount(dev, mounts[0], "ext4", mountFlags); err != nil {
+			return status.Errorf(codes.Internal, "mount %s at %s again after growing it: %v", dev, mounts[0], errors.Join(growErr, err))
+		}
+	}
+	if growErr != nil {
+		return status.Error(codes.Internal, growErr.Error())
+	}
+	return nil
+}
+
+// mountsOf lists the paths dev is mounted at, bind mounts included.
+func (d *Driver) mountsOf(dev string) ([]string, error) {
+	mounts, err := d.mounter.List()
+	if err != nil {
+		return nil, fmt.Errorf("read the mount table: %w", err)
+	}
+	var paths []string
+	for _, m := range mounts {
+		if m.Device == dev {
+			paths = append(paths, m.Path)
+		}
+	}
+	return paths, nil
 }
 
 // mountedDevice is the device mounted at path per the node's mount table,

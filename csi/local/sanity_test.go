@@ -13,8 +13,7 @@ import (
 // ext4 and mounts. Only one sanity.Test may run per package.
 func TestSanity(t *testing.T) {
 	needNode(t)
-	dir := t.TempDir()
-	stateDir := filepath.Join(dir, "state")
+	dir, stateDir := nodeDir(t)
 	d := startDriver(t, dir, stateDir)
 
 	cfg := sanity.NewTestConfig()
