@@ -44,9 +44,9 @@ func TestMain(m *testing.M) {
 func needNode(t *testing.T) {
 	t.Helper()
 	testenv.Need(t, "root, for loop devices and mounts", os.Geteuid() == 0)
-	for _, tool := range []string{"losetup", "mkfs.ext4", "resize2fs", "blkid"} {
+	for _, tool := range []string{"losetup", "mkfs.ext4", "resize2fs", "e2fsck", "dumpe2fs", "blkid", "blockdev"} {
 		_, err := exec.LookPath(tool)
-		testenv.Need(t, tool+" (Debian packages mount, e2fsprogs)", err == nil)
+		testenv.Need(t, tool+" (Debian packages mount, e2fsprogs, util-linux)", err == nil)
 	}
 }
 
