@@ -189,11 +189,16 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		return nil, status.Errorf(codes.Internal, "publish volume %s: %v", v.ID, err)
 	}
 
-	notMounted, err := d.mounter.IsLikelyNotMountPoint(target)
+	mounted, err := d.mountedDevice(target)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "publish volume %s: %v", v.ID, err)
 	}
-	if !notMounted {
+	// A filesystem's bind mount shows the loop device in the mount table; a
+	// block device's shows the filesystem its device node lives on.
+	if mounted != "" && req.GetVolumeCapability().GetMount() != nil && mounted != devices[0] {
+		return nil, status.Errorf(codes.AlreadyExists, "target_path %s: %s is mounted there, not volume %s", target, mounted, v.ID)
+	}
+	if mounted != "" {
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
 	if err := d.mounter.Mount(source, target, "", options); err != nil {

@@ -179,6 +179,26 @@ func TestFilesystemVolumeAcrossRestart(t *testing.T) {
 		t.Errorf("the data written before the restart: %d bytes, %v; want 1 MiB", len(data), err)
 	}
 
+	// Another volume cannot be published where this one is.
+	other, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "other", VolumeCapabilities: create.VolumeCapabilities, CapacityRange: &csi.CapacityRange{RequiredBytes: 16 * mib}})
+	if err != nil {
+		t.Fatalf("CreateVolume other: %v", err)
+	}
+	otherID, otherStaging := other.GetVolume().GetVolumeId(), filepath.Join(dir, "staging-other")
+	if _, err := c.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: otherID, StagingTargetPath: otherStaging, VolumeCapability: create.VolumeCapabilities[0]}); err != nil {
+		t.Fatalf("NodeStageVolume other: %v", err)
+	}
+	_, err = c.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: otherID, StagingTargetPath: otherStaging, TargetPath: target, VolumeCapability: create.VolumeCapabilities[0]})
+	if status.Code(err) != codes.AlreadyExists {
+		t.Errorf("NodePublishVolume of another volume at a published target: %v; want AlreadyExists", err)
+	}
+	if _, err := c.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: otherID, StagingTargetPath: otherStaging}); err != nil {
+		t.Errorf("NodeUnstageVolume other: %v", err)
+	}
+	if _, err := c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: otherID}); err != nil {
+		t.Errorf("DeleteVolume other: %v", err)
+	}
+
 	roPublish := &csi.NodePublishVolumeRequest{VolumeId: id, StagingTargetPath: staging, TargetPath: readOnly, VolumeCapability: create.VolumeCapabilities[0], Readonly: true}
 	if _, err := c.NodePublishVolume(ctx, roPublish); err != nil {
 		t.Fatalf("NodePublishVolume read-only: %v", err)
