@@ -116,6 +116,11 @@ func (d *Driver) Configure(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The kernel names a loop device's backing file by its resolved path,
+	// and loop.go matches devices to volumes by it.
+	if store.dir, err = filepath.EvalSymlinks(store.dir); err != nil {
+		return fmt.Errorf("open the volume store: %w", err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.cfg = cfg
