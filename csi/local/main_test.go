@@ -95,6 +95,9 @@ func startDriver(t *testing.T, dir, stateDir string) *driver {
 	d := &driver{endpoint: "unix://" + socket, exited: make(chan struct{})}
 	d.cmd = exec.Command(driverBinary, "--endpoint", d.endpoint, "--node-id", "node-under-test", "--state-dir", stateDir, "--max-volumes", "5")
 	d.cmd.Stdout, d.cmd.Stderr = os.Stderr, os.Stderr
+	// A test process that exits without its cleanups (Ginkgo refuses
+	// -count=2 with os.Exit) takes the driver with it.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start the driver: %v", err)
 	}
