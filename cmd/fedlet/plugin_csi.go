@@ -47,6 +47,8 @@ func (c csiConform) run(ctx context.Context, out, errOut io.Writer) error {
 
 	driver := exec.Command(c.driver, append([]string{"--endpoint", endpoint}, c.args...)...)
 	driver.Stdout, driver.Stderr = errOut, errOut
+	// Killed, the command takes the driver with it.
+	driver.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := driver.Start(); err != nil {
 		return fmt.Errorf("start the CSI driver %s: %w", c.driver, err)
 	}
