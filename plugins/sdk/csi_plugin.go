@@ -85,7 +85,7 @@ func ServeCSI(identity csi.IdentityServer, controller csi.ControllerServer, node
 		Version:    StorageProtocolV1,
 		Register:   func(s *grpc.Server) { RegisterCSI(s, identity, controller, node) },
 		Configure:  cfg.configure,
-	}, d, append(opts, WithDescription(d))...)
+	}, d, append(opts, WithDescription(d))...) // d last: the author's own WithDescription, completed
 }
 
 // DescribeCSI describes a CSI driver in the base protocol's terms, from its
