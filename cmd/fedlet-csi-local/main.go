@@ -19,6 +19,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/fedlet/fedlet/csi/local"
 	"github.com/fedlet/fedlet/plugins/sdk"
 	"github.com/fedlet/fedlet/plugins/version"
@@ -28,6 +30,7 @@ func main() {
 	endpoint := flag.String("endpoint", "", "serve CSI standalone on this unix socket (unix:///path/csi.sock); without it, run as a fedlet plugin")
 	nodeID := flag.String("node-id", "", "the node's CSI ID (standalone; the host name when unset)")
 	stateDir := flag.String("state-dir", "", "the directory of the volumes' backing files and records (standalone)")
+	registrationDir := flag.String("registration-dir", "", "standalone: announce the driver to the kubelet on <dir>/"+local.DriverName+"-reg.sock (the kubelet's plugins_registry)")
 	maxVolumes := flag.Int64("max-volumes", local.DefaultMaxVolumes, "the most volumes the node stages (standalone)")
 	flag.Parse()
 
@@ -57,7 +60,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	slog.Info("serving CSI", "driver", local.DriverName, "endpoint", *endpoint, "node", *nodeID, "state_dir", *stateDir)
-	if err := sdk.ServeCSIEndpoint(ctx, *endpoint, d, d, d); err != nil {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sdk.ServeCSIEndpoint(ctx, *endpoint, d, d, d) })
+	if *registrationDir != "" {
+		g.Go(func() error { return sdk.ServeKubeletRegistration(ctx, *registrationDir, local.DriverName, *endpoint) })
+	}
+	if err := g.Wait(); err != nil {
 		slog.Error("serve CSI", "endpoint", *endpoint, "err", err)
 		os.Exit(1)
 	}

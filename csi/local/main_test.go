@@ -93,7 +93,8 @@ func startDriver(t *testing.T, dir, stateDir string) *driver {
 	t.Helper()
 	socket := filepath.Join(dir, "csi.sock")
 	d := &driver{endpoint: "unix://" + socket, exited: make(chan struct{})}
-	d.cmd = exec.Command(driverBinary, "--endpoint", d.endpoint, "--node-id", "node-under-test", "--state-dir", stateDir, "--max-volumes", "5")
+	d.cmd = exec.Command(driverBinary, "--endpoint", d.endpoint, "--node-id", "node-under-test", "--state-dir", stateDir, "--max-volumes", "5",
+		"--registration-dir", filepath.Join(dir, "plugins_registry"))
 	d.cmd.Stdout, d.cmd.Stderr = os.Stderr, os.Stderr
 	// A test process that exits without its cleanups (Ginkgo refuses
 	// -count=2 with os.Exit) takes the driver with it.

@@ -2,10 +2,16 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	registerv1 "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 
 	"github.com/fedlet/fedlet/plugins/sdk"
 )
@@ -54,5 +60,40 @@ func TestUnixEndpointPath(t *testing.T) {
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("UnixEndpointPath(%q) = %q, %v; want %q", endpoint, got, err, want)
 		}
+	}
+}
+
+// A driver announces itself to a kubelet on <dir>/<name>-reg.sock: a CSI
+// plugin, its name, endpoint and versions; the socket goes when it stops.
+func TestServeKubeletRegistration(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- sdk.ServeKubeletRegistration(ctx, dir, "d.csi.example.com", "unix:///run/d/csi.sock") }()
+
+	socket := filepath.Join(dir, "d.csi.example.com-reg.sock")
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := registerv1.NewRegistrationClient(conn)
+	info, err := client.GetInfo(ctx, &registerv1.InfoRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatalf("GetInfo: %v", err)
+	}
+	if info.GetType() != registerv1.CSIPlugin || info.GetName() != "d.csi.example.com" || info.GetEndpoint() != "/run/d/csi.sock" || !slices.Equal(info.GetSupportedVersions(), []string{"1.0.0"}) {
+		t.Errorf("GetInfo = %v; want a CSIPlugin d.csi.example.com at /run/d/csi.sock, version 1.0.0", info)
+	}
+	if _, err := client.NotifyRegistrationStatus(ctx, &registerv1.RegistrationStatus{PluginRegistered: true}); err != nil {
+		t.Errorf("NotifyRegistrationStatus: %v", err)
+	}
+
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("ServeKubeletRegistration after its context ended: %v", err)
+	}
+	if _, err := os.Stat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the registration socket after the end: %v; want it removed", err)
 	}
 }
