@@ -22,8 +22,10 @@ all: build components
 deps:
 	./integration/install-deps.sh
 
+# csi-sanity, the CSI project's conformance suite, at the version go.mod
+# pins: `fedlet plugin conform --csi` runs it.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity
 
 # Unit tests, then the end-to-end tests against the real stack (one package
 # at a time: each starts its own cluster on the same ports). First, at once,

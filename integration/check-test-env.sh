@@ -33,10 +33,16 @@ need_command mount mount
 need_command iptables iptables
 need_command conntrack conntrack
 need_command nft nftables
+# The shipped CSI driver (csi/local): sparse files formatted ext4 on loop devices.
+need_command mkfs.ext4 e2fsprogs
+need_command resize2fs e2fsprogs
+need_command losetup mount
+need_command blkid util-linux
 [ -x /bin/busybox ] || packages+=("/bin/busybox (Debian package busybox-static)")
 
 command -v "${GO:-go}" >/dev/null 2>&1 || missing+=("the Go toolchain (${GO:-go}): Go 1.26 or newer on PATH")
 grep -qw overlay /proc/filesystems 2>/dev/null || missing+=("the overlay filesystem, for containerd's overlayfs snapshotter (modprobe overlay)")
+[ -e /dev/loop-control ] || missing+=("loop devices (/dev/loop-control), for the CSI driver's volumes (modprobe loop)")
 grep -qE '^[^ ]+ /sys/fs/cgroup[^ ]* cgroup2? ' /proc/mounts 2>/dev/null || missing+=("cgroups mounted under /sys/fs/cgroup, for runc")
 
 if $root && $before_deps && [ ${#packages[@]} -gt 0 ]; then

@@ -13,6 +13,9 @@ command -v mount >/dev/null || need+=(mount)
 command -v iptables >/dev/null || need+=(iptables)
 command -v conntrack >/dev/null || need+=(conntrack)
 command -v nft >/dev/null || need+=(nftables)
+# The shipped CSI driver's volumes: ext4 on loop devices (csi/local).
+PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+PATH=$PATH:/usr/sbin:/sbin command -v blkid >/dev/null || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

@@ -29,10 +29,12 @@ func newConformCommand() *cobra.Command {
 		configPath, image, node, checksum, run, logLevel string
 		timeout                                          time.Duration
 		rules                                            bool
+		csiCase                                          bool
+		csiCheck                                         = csiConform{volumeSize: 64 << 20}
 	)
 	cmd := &cobra.Command{
 		Use:   "conform PLUGIN-BINARY",
-		Short: "Check that a runtime plugin follows the runtime protocol",
+		Short: "Check that a runtime plugin follows the runtime protocol, or a CSI driver the CSI specification",
 		Long: `Launch a runtime plugin binary through the agent's plugin host (go-plugin,
 AutoMTLS, handshake, protocol version negotiation, Describe, Configure) and
 run the conformance checks against it, one protocol rule each.
@@ -51,13 +53,28 @@ serves one node (--node), with the JSON config of --config. The image must
 run 'sh -c' with echo, sleep, trap, cat and busybox's httpd: busybox does.
 
 Prints PASS or FAIL for each check with the reason, then "N passed, M
-failed"; exits with status 1 when any check failed.`,
+failed"; exits with status 1 when any check failed.
+
+With --csi the binary is a CSI driver (a storage plugin, or any driver that
+serves a kubelet): it is started with --endpoint unix://<socket> and the
+--driver-arg values, and the CSI project's conformance suite, csi-sanity
+(github.com/kubernetes-csi/csi-test/v5, built into bin/ by make build), runs
+against that endpoint, with real stages and mounts in a temporary directory
+(root, for most drivers). Its report is printed; the command fails when a
+spec fails.`,
 		Example: `  fedlet plugin conform ./bin/fedlet-runtime-containerd --config containerd.json \
       --image 127.0.0.1:5000/fedlet/busybox:1
   fedlet plugin conform ./bin/fedlet-runtime-kubernetes --config members.json \
-      --node member-1 --image 127.0.0.1:5000/fedlet/busybox:1 --timeout 3m`,
+      --node member-1 --image 127.0.0.1:5000/fedlet/busybox:1 --timeout 3m
+  fedlet plugin conform --csi ./bin/fedlet-csi-local --driver-arg=--state-dir=/tmp/csi-state`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if csiCase {
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				csiCheck.driver, csiCheck.timeout = args[0], timeout
+				return csiCheck.run(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			cfg := conformance.Config{
 				Plugin:   args[0],
 				Checksum: checksum,
@@ -110,5 +127,9 @@ failed"; exits with status 1 when any check failed.`,
 	f.StringVar(&run, "run", "", "run only the checks whose names match this regular expression")
 	f.StringVar(&logLevel, "plugin-log", "", "show the plugin host's and the plugin's log on stderr from this level (debug, info, warn, error)")
 	f.BoolVar(&rules, "rules", false, "show the rule each passed check verifies, too")
+	f.BoolVar(&csiCase, "csi", false, "the binary is a CSI driver: run csi-sanity against it (the flags below apply)")
+	f.StringArrayVar(&csiCheck.args, "driver-arg", nil, "with --csi: an argument for the driver, after --endpoint (repeatable)")
+	f.StringVar(&csiCheck.sanity, "csi-sanity", "", "with --csi: the csi-sanity binary (default: beside fedlet, else on PATH)")
+	f.Int64Var(&csiCheck.volumeSize, "volume-size", csiCheck.volumeSize, "with --csi: the size of the volumes csi-sanity makes, in bytes")
 	return cmd
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fedlet/fedlet/plugins/sdk/testenv"
 )
 
 // conform runs `fedlet plugin conform` with args and returns its output and
@@ -59,5 +62,34 @@ func TestPluginConform(t *testing.T) {
 	}
 	if _, err := conform(t, plugin, "--plugin-log", "loud"); err == nil || !strings.Contains(err.Error(), "expected debug, info, warn or error") {
 		t.Errorf("a bad --plugin-log: %v", err)
+	}
+}
+
+// With --csi the command runs csi-sanity against a CSI driver binary it
+// starts on a socket of its own: the shipped driver passes; a binary that
+// never serves an endpoint fails, saying so.
+func TestPluginConformCSI(t *testing.T) {
+	testenv.Need(t, "root, for the CSI driver's loop devices and mounts", os.Geteuid() == 0)
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../fedlet-csi-local", "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity").CombinedOutput(); err != nil {
+		t.Fatalf("build the driver and csi-sanity: %v\n%s", err, out)
+	}
+	sanity := filepath.Join(bin, "csi-sanity")
+	state := t.TempDir()
+
+	out, err := conform(t, "--csi", filepath.Join(bin, "fedlet-csi-local"), "--csi-sanity", sanity,
+		"--driver-arg=--state-dir="+state, "--driver-arg=--node-id=conform-node")
+	if err != nil {
+		t.Fatalf("conform --csi fedlet-csi-local: %v\n%s", err, out)
+	}
+	for _, want := range []string{"SUCCESS!", "0 Failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("csi-sanity's report lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, err = conform(t, "--csi", "/bin/true", "--csi-sanity", sanity)
+	if err == nil || !strings.Contains(err.Error(), "exited before serving its endpoint") {
+		t.Errorf("conform --csi of a binary that serves nothing: %v\n%s", err, out)
 	}
 }

@@ -16,11 +16,12 @@ import (
 
 // testPluginName is the file name the test runtime plugin is built under,
 // testNetworkName the test network plugin's, testFamilyName the plugin's of
-// a family registered by the tests.
+// a family registered by the tests, testCSIName the test CSI driver's.
 const (
 	testPluginName  = "fedlet-testplugin"
 	testNetworkName = "testnetwork"
 	testFamilyName  = "testfamily"
+	testCSIName     = "testcsi"
 )
 
 // testPluginDir holds the test plugin binaries, built once by TestMain.
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 	}
 	testPluginDir = dir
 	// One go build makes them all, named after their directories.
-	out, err := exec.Command("go", "build", "-o", dir+"/", "./testdata/testplugin", "./testdata/"+testNetworkName, "./testdata/"+testFamilyName).CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "./testdata/testplugin", "./testdata/"+testNetworkName, "./testdata/"+testFamilyName, "./testdata/"+testCSIName).CombinedOutput()
 	if err == nil {
 		err = os.Rename(filepath.Join(dir, "testplugin"), filepath.Join(dir, testPluginName))
 	}

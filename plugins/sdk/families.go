@@ -14,6 +14,7 @@ import (
 const (
 	RuntimeFamily = "runtime"
 	NetworkFamily = "network"
+	StorageFamily = "storage"
 )
 
 // The families' v1 protocols have their own Describe and Configure, older

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
+	pluginv1 "github.com/fedlet/fedlet/plugins/proto/plugin/v1"
 	runtimev1 "github.com/fedlet/fedlet/plugins/proto/runtime/v1"
 )
 
@@ -58,6 +60,8 @@ type serveConfig struct {
 	grpcOptions    []grpc.ServerOption
 	noRequestRules bool
 	description    Description
+	// configure is a family plugin's base Configure (WithConfigure).
+	configure func(ctx context.Context, req *pluginv1.ConfigureRequest) error
 }
 
 // WithServerOptions adds options to the plugin's gRPC server, after those
