@@ -44,9 +44,6 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 // repeated request for the same name returns the volume made the first
 // time when its capacity still fits the request, AlreadyExists otherwise.
 func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
-	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "name: must be set")
-	}
 	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -93,9 +90,6 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 // DeleteVolume removes a volume and its backing file. One that does not
 // exist is deleted already; one still staged is refused.
 func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	store, err := d.configured()
@@ -121,12 +115,6 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 // ControllerExpandVolume grows a volume's backing file; the node then
 // grows its loop device and filesystem (NodeExpandVolume).
 func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
-	if req.GetCapacityRange() == nil {
-		return nil, status.Error(codes.InvalidArgument, "capacity_range: must be set")
-	}
 	capacity, err := capacityFor(req.GetCapacityRange())
 	if err != nil {
 		return nil, err
@@ -217,12 +205,6 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 
 // ValidateVolumeCapabilities confirms the capabilities the driver serves.
 func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
-	if len(req.GetVolumeCapabilities()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "volume_capabilities: must be set")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, err := d.volume(req.GetVolumeId()); err != nil {

@@ -48,16 +48,7 @@ func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.Nod
 // filesystem, formats it ext4 on first use and mounts it at the staging
 // path. A volume staged already is left as it is.
 func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
 	staging := req.GetStagingTargetPath()
-	if staging == "" {
-		return nil, status.Error(codes.InvalidArgument, "staging_target_path: must be set")
-	}
-	if req.GetVolumeCapability() == nil {
-		return nil, status.Error(codes.InvalidArgument, "volume_capability: must be set")
-	}
 	if err := checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -109,12 +100,6 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 // NodeUnstageVolume unmounts the staging path and detaches the volume's
 // loop devices. A volume unstaged already is no error.
 func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
-	if req.GetStagingTargetPath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "staging_target_path: must be set")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	store, err := d.configured()
@@ -137,18 +122,9 @@ func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 // volume; read-only when asked. A target published already is left as it
 // is.
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
 	target := req.GetTargetPath()
-	if target == "" {
-		return nil, status.Error(codes.InvalidArgument, "target_path: must be set")
-	}
 	if req.GetStagingTargetPath() == "" {
 		return nil, status.Error(codes.InvalidArgument, "staging_target_path: must be set: the driver stages volumes")
-	}
-	if req.GetVolumeCapability() == nil {
-		return nil, status.Error(codes.InvalidArgument, "volume_capability: must be set")
 	}
 	if err := checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -210,12 +186,6 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 // NodeUnpublishVolume unmounts the target path and removes it. A target
 // unpublished already is no error.
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
-	if req.GetTargetPath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "target_path: must be set")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, err := d.configured(); err != nil {
@@ -230,12 +200,6 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 // NodeGetVolumeStats reports the volume's space and inodes at a path it
 // is staged or published at; a block volume's size only.
 func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
-	if req.GetVolumePath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_path: must be set")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.volume(req.GetVolumeId())
@@ -275,12 +239,6 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 // NodeExpandVolume makes the loop device see the grown backing file and
 // grows the ext4 filesystem on it, online (resize2fs).
 func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id: must be set")
-	}
-	if req.GetVolumePath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_path: must be set")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.volume(req.GetVolumeId())

@@ -118,7 +118,8 @@ func WithConfigure(configure func(ctx context.Context, req *pluginv1.ConfigureRe
 
 // ServeCSIEndpoint serves a CSI driver's services on endpoint, as a CSI
 // driver beside a kubelet is served: a plain gRPC server (no go-plugin, no
-// TLS, no base protocol) on a unix socket, "unix:///path/csi.sock" or a
+// TLS, no base protocol; the request rules still refuse a call without a
+// field the specification requires) on a unix socket, "unix:///path/csi.sock" or a
 // bare path. A stale socket file is removed first. It returns when ctx ends
 // (after stopping the server gracefully) or the server fails.
 func ServeCSIEndpoint(ctx context.Context, endpoint string, identity csi.IdentityServer, controller csi.ControllerServer, node csi.NodeServer, opts ...grpc.ServerOption) error {
@@ -136,7 +137,7 @@ func ServeCSIEndpoint(ctx context.Context, endpoint string, identity csi.Identit
 	if err != nil {
 		return fmt.Errorf("serve CSI on %s: %w", endpoint, err)
 	}
-	srv := grpc.NewServer(opts...)
+	srv := grpc.NewServer(append(NewRequestRules().ServerOptions(), opts...)...)
 	RegisterCSI(srv, identity, controller, node)
 	stopped := make(chan struct{})
 	go func() {

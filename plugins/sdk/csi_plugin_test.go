@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	registerv1 "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 
 	"github.com/fedlet/fedlet/plugins/sdk"
@@ -69,7 +72,9 @@ func TestServeKubeletRegistration(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
-	go func() { served <- sdk.ServeKubeletRegistration(ctx, dir, "d.csi.example.com", "unix:///run/d/csi.sock") }()
+	go func() {
+		served <- sdk.ServeKubeletRegistration(ctx, dir, "d.csi.example.com", "unix:///run/d/csi.sock")
+	}()
 
 	socket := filepath.Join(dir, "d.csi.example.com-reg.sock")
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -95,5 +100,52 @@ func TestServeKubeletRegistration(t *testing.T) {
 	}
 	if _, err := os.Stat(socket); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the registration socket after the end: %v; want it removed", err)
+	}
+}
+
+// stagingNode records the NodeStageVolume calls that reach it.
+type stagingNode struct {
+	csi.UnimplementedNodeServer
+	staged chan *csi.NodeStageVolumeRequest
+}
+
+func (n *stagingNode) NodeStageVolume(_ context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	n.staged <- req
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+// A CSI call without a field the specification requires is refused by the
+// SDK with InvalidArgument, naming the field, before the driver sees it; a
+// whole one reaches the driver.
+func TestServeCSIEndpointAppliesTheRequestRules(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "csi.sock")
+	node := &stagingNode{staged: make(chan *csi.NodeStageVolumeRequest, 2)}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- sdk.ServeCSIEndpoint(ctx, "unix://"+socket, describedCSI{}, nil, node) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("ServeCSIEndpoint: %v", err)
+		}
+	})
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := csi.NewNodeClient(conn)
+
+	capability := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}}}
+	_, err = client.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "v", VolumeCapability: capability}, grpc.WaitForReady(true))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "staging_target_path") {
+		t.Errorf("NodeStageVolume without staging_target_path: %v, want InvalidArgument naming the field", err)
+	}
+	whole := &csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "/stage", VolumeCapability: capability}
+	if _, err := client.NodeStageVolume(ctx, whole); err != nil {
+		t.Fatalf("a whole NodeStageVolume: %v", err)
+	}
+	if got := <-node.staged; got.GetStagingTargetPath() != "/stage" || len(node.staged) != 0 {
+		t.Errorf("the driver saw %v and %d more calls; want only the whole one", got, len(node.staged))
 	}
 }

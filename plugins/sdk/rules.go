@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -83,6 +84,40 @@ var rules = map[string]rule{
 	networkv1.Network_Del_FullMethodName:       {node: "node", required: []string{"attachment.container_id", "attachment.ifname"}},
 	networkv1.Network_Check_FullMethodName:     {node: "node", required: []string{"attachment.container_id", "attachment.ifname"}},
 	networkv1.Network_GC_FullMethodName:        {node: "node"},
+
+	// CSI (csi.v1), the storage family's protocol: the fields the
+	// specification marks REQUIRED. CSI calls name no node of fedlet's.
+	csi.Identity_GetPluginInfo_FullMethodName:                {},
+	csi.Identity_GetPluginCapabilities_FullMethodName:        {},
+	csi.Identity_Probe_FullMethodName:                        {},
+	csi.Controller_CreateVolume_FullMethodName:               {required: []string{"name", "volume_capabilities"}},
+	csi.Controller_DeleteVolume_FullMethodName:               {required: []string{"volume_id"}},
+	csi.Controller_ControllerPublishVolume_FullMethodName:    {required: []string{"volume_id", "node_id", "volume_capability"}},
+	csi.Controller_ControllerUnpublishVolume_FullMethodName:  {required: []string{"volume_id"}},
+	csi.Controller_ValidateVolumeCapabilities_FullMethodName: {required: []string{"volume_id", "volume_capabilities"}},
+	csi.Controller_ListVolumes_FullMethodName:                {},
+	csi.Controller_GetCapacity_FullMethodName:                {},
+	csi.Controller_ControllerGetCapabilities_FullMethodName:  {},
+	csi.Controller_CreateSnapshot_FullMethodName:             {required: []string{"source_volume_id", "name"}},
+	csi.Controller_DeleteSnapshot_FullMethodName:             {required: []string{"snapshot_id"}},
+	csi.Controller_ListSnapshots_FullMethodName:              {},
+	csi.Controller_GetSnapshot_FullMethodName:                {required: []string{"snapshot_id"}},
+	csi.Controller_ControllerExpandVolume_FullMethodName:     {required: []string{"volume_id", "capacity_range"}},
+	csi.Controller_ControllerGetVolume_FullMethodName:        {required: []string{"volume_id"}},
+	csi.Controller_ControllerModifyVolume_FullMethodName:     {required: []string{"volume_id", "mutable_parameters"}},
+	csi.Node_NodeStageVolume_FullMethodName:                  {required: []string{"volume_id", "staging_target_path", "volume_capability"}},
+	csi.Node_NodeUnstageVolume_FullMethodName:                {required: []string{"volume_id", "staging_target_path"}},
+	csi.Node_NodePublishVolume_FullMethodName:                {required: []string{"volume_id", "target_path", "volume_capability"}},
+	csi.Node_NodeUnpublishVolume_FullMethodName:              {required: []string{"volume_id", "target_path"}},
+	csi.Node_NodeGetVolumeStats_FullMethodName:               {required: []string{"volume_id", "volume_path"}},
+	csi.Node_NodeExpandVolume_FullMethodName:                 {required: []string{"volume_id", "volume_path"}},
+	csi.Node_NodeGetCapabilities_FullMethodName:              {},
+	csi.Node_NodeGetInfo_FullMethodName:                      {},
+	// Alpha calls (volume and storage health): left to the driver.
+	csi.Controller_ControllerGetVolumeHealth_FullMethodName:  {},
+	csi.Controller_ControllerListVolumeHealth_FullMethodName: {},
+	csi.Node_NodeGetVolumeHealth_FullMethodName:              {},
+	csi.Node_NodeGetStorageHealth_FullMethodName:             {},
 }
 
 // compiledRule is a rule resolved against its request's descriptor.

@@ -3,6 +3,7 @@ package sdk
 import (
 	"testing"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 
 	networkv1 "github.com/fedlet/fedlet/plugins/proto/network/v1"
@@ -13,7 +14,8 @@ import (
 // A call added to a protocol must get its row in the table, even an empty
 // one: the rules are the protocol's, not a selection.
 func TestEveryMethodHasARule(t *testing.T) {
-	for _, sd := range []grpc.ServiceDesc{pluginv1.Plugin_ServiceDesc, runtimev1.Runtime_ServiceDesc, networkv1.Network_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{pluginv1.Plugin_ServiceDesc, runtimev1.Runtime_ServiceDesc, networkv1.Network_ServiceDesc,
+		csi.Identity_ServiceDesc, csi.Controller_ServiceDesc, csi.Node_ServiceDesc} {
 		var names []string
 		for _, m := range sd.Methods {
 			names = append(names, m.MethodName)
