@@ -139,20 +139,29 @@ func ServeCSIEndpoint(ctx context.Context, endpoint string, identity csi.Identit
 	}
 	srv := grpc.NewServer(append(NewRequestRules().ServerOptions(), opts...)...)
 	RegisterCSI(srv, identity, controller, node)
+	if err := serveUntil(ctx, srv, lis); err != nil {
+		return fmt.Errorf("serve CSI on %s: %w", endpoint, err)
+	}
+	return nil
+}
+
+// serveUntil serves srv on lis until ctx ends, then stops it gracefully and
+// returns nil; if serving fails first, it stops srv and returns why.
+func serveUntil(ctx context.Context, srv *grpc.Server, lis net.Listener) error {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		<-ctx.Done()
 		srv.GracefulStop()
 	}()
-	err = srv.Serve(lis)
+	err := srv.Serve(lis)
 	if ctx.Err() != nil {
 		<-stopped
 		return nil
 	}
 	srv.Stop()
 	<-stopped
-	return fmt.Errorf("serve CSI on %s: %w", endpoint, err)
+	return err
 }
 
 // UnixEndpointPath is the socket path of a CSI endpoint:

@@ -44,20 +44,10 @@ func ServeKubeletRegistration(ctx context.Context, dir, driverName, endpoint str
 	}
 	srv := grpc.NewServer()
 	registerv1.RegisterRegistrationServer(srv, &registration{name: driverName, endpoint: path})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		<-ctx.Done()
-		srv.GracefulStop()
-	}()
-	err = srv.Serve(lis)
-	if ctx.Err() != nil {
-		<-stopped
-		return nil
+	if err := serveUntil(ctx, srv, lis); err != nil {
+		return fmt.Errorf("register CSI driver %s on %s: %w", driverName, socket, err)
 	}
-	srv.Stop()
-	<-stopped
-	return fmt.Errorf("register CSI driver %s on %s: %w", driverName, socket, err)
+	return nil
 }
 
 // registration answers the kubelet's plugin watcher.
